@@ -1,0 +1,3 @@
+//! `lightpod`: the operator command.
+
+fn main() {}
