@@ -1,0 +1,433 @@
+//! Proves the shared containerd and CRI fixtures with runc, containerd's default runtime:
+//! images built locally import and run, a CRI pod gets an IP on the test bridge, logs land in
+//! the CRI format, exec (sync and streaming), attach and port-forward work, the web image
+//! answers from the host, and removing a pod leaves nothing.
+//!
+//! These tests are the template of lightpod's own: the same calls with the runtime
+//! `io.containerd.lightpod.v2` / handler `lightpod`. They need root and the private
+//! containerd of `e2e/containerd/start.sh` (the runner `e2e/run.sh` starts it).
+
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use lightpod_e2e::{
+    containerd::{Containerd, PodFootprint, TestNamespace, CRI_NAMESPACE, RUNC_RUNTIME},
+    cri::{
+        api::{AttachRequest, ContainerState, ExecRequest},
+        log::{self, LogStream},
+        stream::{self, CommandStatus, RemoteCommand, STDOUT},
+        ContainerConfigBuilder, CriClient, CriPod, PodSandboxConfigBuilder,
+    },
+    image::{self, BUSYBOX_IMAGE, PAUSE_IMAGE, WEB_IMAGE, WEB_PAGE, WEB_PORT},
+};
+
+/// The CRI runtime handler under test: lightpod's copies of these tests change only this.
+const HANDLER: &str = "runc";
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails the test after `timeout`.
+fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn http_get(address: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /index.html HTTP/1.0\r\nHost: e2e\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[test]
+fn image_archives_are_deterministic_and_named() {
+    let first = image::all_images();
+    let names: Vec<&str> = first.iter().map(|i| i.name).collect();
+    assert_eq!(names, [BUSYBOX_IMAGE, PAUSE_IMAGE, WEB_IMAGE]);
+    for archive in first {
+        let bytes = std::fs::read(&archive.path).unwrap();
+        assert!(
+            bytes.len() > 1_000_000,
+            "{} holds busybox: {} bytes",
+            archive.name,
+            bytes.len()
+        );
+        assert!(
+            archive
+                .path
+                .to_string_lossy()
+                .contains(&archive.digest[7..23]),
+            "the archive name carries the manifest digest: {}",
+            archive.path.display()
+        );
+    }
+}
+
+#[test]
+fn ctr_imports_and_runs_the_busybox_image_with_runc() {
+    let ns = TestNamespace::new("ctr-run");
+    let images = ns.ctr_ok(&["images", "ls"]);
+    let busybox = image::all_images()[0].clone();
+    assert!(
+        images.contains(BUSYBOX_IMAGE) && images.contains(&busybox.digest),
+        "busybox imported under its name and digest {}: {images}",
+        busybox.digest
+    );
+
+    let start = Instant::now();
+    let out = ns.ctr(&[
+        "run",
+        "--runtime",
+        RUNC_RUNTIME,
+        "--rm",
+        BUSYBOX_IMAGE,
+        "hello",
+        "echo",
+        "hello",
+    ]);
+    eprintln!("ctr run --rm with runc: {:?}", start.elapsed());
+    assert!(
+        out.status.success(),
+        "ctr run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+
+    let id = ns.ctr(&[
+        "run",
+        "--runtime",
+        RUNC_RUNTIME,
+        "--rm",
+        BUSYBOX_IMAGE,
+        "id",
+        "id",
+        "-u",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&id.stdout),
+        "0\n",
+        "the image's /etc/passwd maps root"
+    );
+    let fail = ns.ctr(&[
+        "run",
+        "--runtime",
+        RUNC_RUNTIME,
+        "--rm",
+        BUSYBOX_IMAGE,
+        "fail",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(
+        fail.status.code(),
+        Some(7),
+        "ctr run passes the exit code on"
+    );
+
+    assert!(ns.tasks().is_empty(), "tasks left: {:?}", ns.tasks());
+    assert!(
+        ns.containers().is_empty(),
+        "containers left: {:?}",
+        ns.containers()
+    );
+}
+
+#[test]
+fn cri_knows_the_imported_images() {
+    let mut cri = CriClient::from_env();
+    let version = cri.version().unwrap();
+    assert_eq!(version.runtime_name, "containerd");
+    for name in [BUSYBOX_IMAGE, PAUSE_IMAGE, WEB_IMAGE] {
+        let image = cri.image_status(name).unwrap();
+        let image = image.unwrap_or_else(|| panic!("CRI does not know {name}"));
+        assert!(
+            image.repo_tags.iter().any(|t| t == name),
+            "{name}: tags {:?}",
+            image.repo_tags
+        );
+    }
+    assert!(cri
+        .image_status("docker.io/lightpod/absent:e2e")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn cri_pod_runs_logs_execs_and_leaves_nothing() {
+    let containerd = Containerd::from_env();
+    let mut cri = CriClient::from_env();
+
+    let start = Instant::now();
+    let pod = CriPod::run(
+        &mut cri,
+        containerd.address(),
+        PodSandboxConfigBuilder::new("smoke"),
+        HANDLER,
+    )
+    .expect("RunPodSandbox");
+    eprintln!("RunPodSandbox ({HANDLER}): {:?}", start.elapsed());
+
+    let pod_ip = cri.pod_ip(&pod.id).unwrap();
+    let prefix = containerd.subnet().rsplit_once('.').unwrap().0;
+    assert!(
+        pod_ip.starts_with(prefix),
+        "pod IP {pod_ip} is not in {}",
+        containerd.subnet()
+    );
+
+    let script = "echo to-stdout; echo to-stderr >&2; printf partial; sleep 0.2; echo ' done'; \
+                  exec sleep 3600";
+    let config = ContainerConfigBuilder::new("app", BUSYBOX_IMAGE)
+        .command(&["sh", "-c", script])
+        .env("GREETING", "hi")
+        .build();
+    let start = Instant::now();
+    let app = pod
+        .run_container(&mut cri, &config)
+        .expect("CreateContainer + StartContainer");
+    eprintln!(
+        "CreateContainer + StartContainer ({HANDLER}): {:?}",
+        start.elapsed()
+    );
+
+    let status = cri.container_status(&app).unwrap();
+    assert_eq!(
+        status.state(),
+        ContainerState::ContainerRunning,
+        "status: {status:?}"
+    );
+    assert_eq!(status.log_path, pod.log_file(&config).display().to_string());
+
+    let log_file = pod.log_file(&config);
+    let lines = wait_for("the container's log", Duration::from_secs(20), || {
+        let lines = log::read(&log_file).ok()?;
+        (log::contents(&lines, LogStream::Stdout).len() >= 2).then_some(lines)
+    });
+    assert_eq!(
+        log::contents(&lines, LogStream::Stdout),
+        ["to-stdout", "partial done"]
+    );
+    assert_eq!(log::contents(&lines, LogStream::Stderr), ["to-stderr"]);
+
+    let exec = cri
+        .exec_sync(
+            &app,
+            &["sh", "-c", "echo $GREETING; echo oops >&2; exit 3"],
+            10,
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&exec.stdout), "hi\n");
+    assert_eq!(String::from_utf8_lossy(&exec.stderr), "oops\n");
+    assert_eq!(exec.exit_code, 3);
+
+    let listed = cri.list_containers(Some(&pod.id)).unwrap();
+    assert_eq!(
+        listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [app.as_str()]
+    );
+    let stats = cri.container_stats(&app).unwrap();
+    let memory = stats
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map(|v| v.value)
+        .unwrap_or(0);
+    assert!(memory > 0, "runc reports the container's memory: {memory}");
+    assert_eq!(cri.list_container_stats(Some(&pod.id)).unwrap().len(), 1);
+
+    let footprint = PodFootprint::record(&mut cri, &containerd, &pod.id);
+    assert_eq!(footprint.pod_ip, pod_ip);
+    assert!(
+        footprint.netns.as_ref().is_some_and(|n| n.exists()),
+        "netns: {footprint:?}"
+    );
+    assert!(
+        !footprint.host_interfaces.is_empty(),
+        "a veth on the bridge: {footprint:?}"
+    );
+
+    cri.stop_container(&app, 2).unwrap();
+    let stopped = cri.container_status(&app).unwrap();
+    assert_eq!(
+        stopped.state(),
+        ContainerState::ContainerExited,
+        "status: {stopped:?}"
+    );
+    pod.remove(&mut cri)
+        .expect("StopPodSandbox + RemovePodSandbox");
+    footprint.assert_gone(&containerd);
+    assert!(cri
+        .list_pod_sandboxes(Some(&footprint.pod_id))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn cri_streaming_exec_attach_and_port_forward() {
+    let containerd = Containerd::from_env();
+    let mut cri = CriClient::from_env();
+    let pod = CriPod::run(
+        &mut cri,
+        containerd.address(),
+        PodSandboxConfigBuilder::new("stream"),
+        HANDLER,
+    )
+    .expect("RunPodSandbox");
+    let web = pod
+        .run_container(
+            &mut cri,
+            &ContainerConfigBuilder::new("web", WEB_IMAGE).build(),
+        )
+        .unwrap();
+    let ticker = ContainerConfigBuilder::new("ticker", BUSYBOX_IMAGE)
+        .command(&["sh", "-c", "while true; do echo tick; sleep 0.2; done"])
+        .build();
+    let ticker = pod.run_container(&mut cri, &ticker).unwrap();
+
+    // Exec without a terminal: separate stdout and stderr, the exit code on the error channel.
+    let url = cri
+        .exec(ExecRequest {
+            container_id: web.clone(),
+            cmd: ["sh", "-c", "echo out; echo err >&2; exit 5"]
+                .map(String::from)
+                .to_vec(),
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let output = stream::run(&url, b"").unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
+    assert_eq!(output.status, CommandStatus::ExitCode(5));
+
+    // Exec with a terminal and stdin: an interactive shell.
+    let url = cri
+        .exec(ExecRequest {
+            container_id: web.clone(),
+            cmd: vec!["sh".into()],
+            tty: true,
+            stdin: true,
+            stdout: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut shell = RemoteCommand::connect(&url).unwrap();
+    shell.resize(100, 30).unwrap();
+    shell
+        .write_stdin(b"stty size; echo $((6 * 7)); exit 0\n")
+        .unwrap();
+    let output = shell.finish().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("30 100"),
+        "the terminal got its size: {text:?}"
+    );
+    assert!(text.contains("42"), "the shell ran the command: {text:?}");
+    assert_eq!(output.status, CommandStatus::Success);
+
+    // Attach to the running ticker's stdout.
+    let url = cri
+        .attach(AttachRequest {
+            container_id: ticker.clone(),
+            stdout: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut attached = RemoteCommand::connect(&url).unwrap();
+    attached.read_until(STDOUT, "tick\ntick").unwrap();
+    drop(attached);
+
+    // Port-forward into the pod's network namespace.
+    let url = cri.port_forward(&pod.id, &[WEB_PORT.into()]).unwrap();
+    let response =
+        stream::port_forward(&url, WEB_PORT, b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "response: {response:?}"
+    );
+    assert!(response.ends_with(WEB_PAGE), "response: {response:?}");
+
+    let footprint = PodFootprint::record(&mut cri, &containerd, &pod.id);
+    assert_eq!(footprint.container_ids.len(), 2);
+    pod.remove(&mut cri).unwrap();
+    footprint.assert_gone(&containerd);
+}
+
+#[test]
+fn cri_web_image_answers_on_the_pod_ip_from_the_host() {
+    let containerd = Containerd::from_env();
+    let mut cri = CriClient::from_env();
+    let pod = CriPod::run(
+        &mut cri,
+        containerd.address(),
+        PodSandboxConfigBuilder::new("web"),
+        HANDLER,
+    )
+    .expect("RunPodSandbox");
+    let config = ContainerConfigBuilder::new("web", WEB_IMAGE).build();
+    let web = pod.run_container(&mut cri, &config).unwrap();
+    let pod_ip = cri.pod_ip(&pod.id).unwrap();
+
+    let address = format!("{pod_ip}:{WEB_PORT}");
+    let response = wait_for("the web server", Duration::from_secs(20), || {
+        http_get(&address).ok()
+    });
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "response: {response:?}"
+    );
+    assert!(response.ends_with(WEB_PAGE), "response: {response:?}");
+
+    // httpd -v logs each response to stderr: it lands in the CRI log.
+    let log_file = pod.log_file(&config);
+    wait_for("httpd's request log", Duration::from_secs(10), || {
+        let lines = log::read(&log_file).ok()?;
+        log::contents(&lines, LogStream::Stderr)
+            .iter()
+            .any(|l| l.contains("response:200"))
+            .then_some(())
+    });
+
+    let footprint = PodFootprint::record(&mut cri, &containerd, &pod.id);
+    cri.stop_container(&web, 5).unwrap();
+    pod.remove(&mut cri).unwrap();
+    footprint.assert_gone(&containerd);
+    assert!(
+        containerd.tasks(CRI_NAMESPACE).iter().all(|t| t.id != web),
+        "the web task is gone"
+    );
+}
+
+#[test]
+fn cri_reports_an_unknown_runtime_handler() {
+    let containerd = Containerd::from_env();
+    let mut cri = CriClient::from_env();
+    let err = CriPod::run(
+        &mut cri,
+        containerd.address(),
+        PodSandboxConfigBuilder::new("bad"),
+        "no-such-handler",
+    )
+    .err()
+    .expect("RunPodSandbox with an unknown handler must fail");
+    assert!(
+        err.message().contains("no-such-handler"),
+        "the error names the handler: {err:?}"
+    );
+}
