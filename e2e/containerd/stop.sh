@@ -58,7 +58,7 @@ fi
 
 # Shims outlive containerd by design; those of this instance name its socket.
 for proc in /proc/[0-9]*; do
-  cmdline=$(tr '\0' ' ' < "$proc/cmdline" 2>/dev/null) || continue
+  cmdline=$( { tr '\0' ' ' < "$proc/cmdline"; } 2>/dev/null) || continue
   case "$cmdline" in
     *containerd-shim*"-address $address"*)
       log "killing leftover shim ${proc#/proc/}: $cmdline"

@@ -414,6 +414,101 @@ fn cri_web_image_answers_on_the_pod_ip_from_the_host() {
     );
 }
 
+/// The host's first global IPv4 address (port mappings are reached through it).
+fn host_address() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = text.split_whitespace().skip_while(|f| *f != "inet").nth(1);
+    field
+        .and_then(|cidr| cidr.split('/').next())
+        .expect("a global IPv4 address")
+        .to_string()
+}
+
+#[test]
+fn cri_pod_config_port_mapping_dns_and_log_reopen() {
+    let containerd = Containerd::from_env();
+    let mut cri = CriClient::from_env();
+    let host_port = 18080 + (std::process::id() % 1000) as u16;
+    let builder = PodSandboxConfigBuilder::new("config")
+        .port_mapping(WEB_PORT, host_port)
+        .dns(&["10.250.0.53"], &["e2e.svc.local"]);
+    let pod = CriPod::run(&mut cri, containerd.address(), builder, HANDLER).expect("RunPodSandbox");
+    let config = ContainerConfigBuilder::new("web", WEB_IMAGE).build();
+    let web = pod.run_container(&mut cri, &config).unwrap();
+
+    let resolv = cri
+        .exec_sync(&web, &["cat", "/etc/resolv.conf"], 10)
+        .unwrap();
+    let resolv = String::from_utf8_lossy(&resolv.stdout);
+    assert!(
+        resolv.contains("nameserver 10.250.0.53"),
+        "resolv.conf: {resolv}"
+    );
+    assert!(
+        resolv.contains("search e2e.svc.local"),
+        "resolv.conf: {resolv}"
+    );
+    let hostname = cri.exec_sync(&web, &["hostname"], 10).unwrap();
+    assert_eq!(String::from_utf8_lossy(&hostname.stdout), "config\n");
+
+    // CNI's portmap plugin: the host port reaches the pod's web server.
+    let address = format!("{}:{host_port}", host_address());
+    let response = wait_for("the mapped host port", Duration::from_secs(20), || {
+        http_get(&address).ok()
+    });
+    assert!(
+        response.ends_with(WEB_PAGE),
+        "response through {address}: {response:?}"
+    );
+
+    // Log rotation as kubelet does it: move the file away, ask the runtime to reopen it.
+    let log_file = pod.log_file(&config);
+    wait_for(
+        "the first response in the log",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log_file)
+                .ok()
+                .filter(|t| t.contains("response:200"))
+                .map(drop)
+        },
+    );
+    let rotated = log_file.with_extension("log.1");
+    std::fs::rename(&log_file, &rotated).unwrap();
+    cri.reopen_container_log(&web).expect("ReopenContainerLog");
+    assert!(
+        log_file.exists(),
+        "ReopenContainerLog creates a fresh {}",
+        log_file.display()
+    );
+    http_get(&format!("{}:{WEB_PORT}", cri.pod_ip(&pod.id).unwrap())).unwrap();
+    wait_for(
+        "a response logged to the new file",
+        Duration::from_secs(10),
+        || {
+            let lines = log::read(&log_file).ok()?;
+            (!log::contents(&lines, LogStream::Stderr).is_empty()).then_some(())
+        },
+    );
+
+    let footprint = PodFootprint::record(&mut cri, &containerd, &pod.id);
+    pod.remove(&mut cri).unwrap();
+    footprint.assert_gone(&containerd);
+    let nat = std::process::Command::new("iptables")
+        .args(["-w", "-t", "nat", "-S"])
+        .output()
+        .unwrap();
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    assert!(
+        !nat.contains(&format!("--dport {host_port}")),
+        "portmap rule left: {nat}"
+    );
+}
+
 #[test]
 fn cri_reports_an_unknown_runtime_handler() {
     let containerd = Containerd::from_env();
