@@ -3,8 +3,25 @@
 //! The initramfs is built on the host from what is installed (the agent binary, the kernel's
 //! modules), never downloaded, and cached under a directory named by the content hash of
 //! its inputs, so a second build with the same inputs reuses the first.
+//!
+//! The initramfs (ARCHITECTURE.md, "The guest boot contract") holds `/init` (the agent), the
+//! modules of [`modules::GUEST_MODULES`] with their dependencies under
+//! `/lib/modules/<release>/`, `/etc/lightpod/modules.load` listing them in load order, the
+//! empty mount points the agent mounts on, and `/dev/console`, which the kernel opens for
+//! init's stdio before any devtmpfs exists.
+
+pub mod cpio;
+mod image;
+pub mod kernel;
+pub mod modules;
 
 use std::path::PathBuf;
+
+pub use self::{
+    image::{write_initramfs, ExtraFile, BUILDER_VERSION},
+    kernel::{find_host_kernel, kernel_release, HostKernel},
+    modules::{ModuleIndex, ResolvedModule, GUEST_MODULES},
+};
 
 /// Where the pieces of a guest image come from.
 #[derive(Debug, Clone)]
@@ -44,6 +61,37 @@ pub enum GuestImageError {
         what: &'static str,
         /// The path that was tried.
         path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel's release could not be found in its image or file name.
+    #[error("cannot tell the release of kernel {path}")]
+    KernelRelease {
+        /// The kernel image.
+        path: PathBuf,
+    },
+    /// No kernel with modules was found.
+    #[error("no vmlinuz-* in {boot} has a modules directory")]
+    NoKernel {
+        /// The directory searched.
+        boot: PathBuf,
+    },
+    /// A module the guest needs is neither built in nor in `modules.dep`.
+    #[error("kernel module {name} is neither built in nor listed in {modules_dir}/modules.dep")]
+    ModuleNotFound {
+        /// The module.
+        name: String,
+        /// The modules directory searched.
+        modules_dir: PathBuf,
+    },
+    /// A compressed module could not be decompressed.
+    #[error("decompress {path} with {tool}")]
+    Decompress {
+        /// The module file.
+        path: PathBuf,
+        /// The tool used (`xz`, `zstd`, `gzip`).
+        tool: &'static str,
         /// What went wrong.
         #[source]
         source: std::io::Error,

@@ -1,0 +1,101 @@
+//! Configuration of the QEMU backend, as it appears in `/etc/lightpod/config.toml`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The QEMU machine type a guest runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MachineType {
+    /// `-M microvm`: no PCI, no firmware, virtio-mmio devices found through ACPI. Fastest boot.
+    #[default]
+    Microvm,
+    /// `-M q35`: a PC with PCIe; virtio-pci devices.
+    Q35,
+}
+
+impl MachineType {
+    /// QEMU's name of the machine.
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            MachineType::Microvm => "microvm",
+            MachineType::Q35 => "q35",
+        }
+    }
+}
+
+/// Which accelerator the operator asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceleratorChoice {
+    /// KVM when it really runs guests on this host, TCG otherwise.
+    #[default]
+    Auto,
+    /// Always KVM; creating a VM fails where KVM cannot serve.
+    Kvm,
+    /// Always TCG (software emulation).
+    Tcg,
+}
+
+/// Settings of the QEMU backend. Every field has a default that works on a Debian host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QemuConfig {
+    /// The `qemu-system-x86_64` binary.
+    pub binary: PathBuf,
+    /// Machine type.
+    pub machine: MachineType,
+    /// Accelerator choice.
+    pub accelerator: AcceleratorChoice,
+    /// The `virtiofsd` binary (the Rust implementation, 1.x).
+    pub virtiofsd: PathBuf,
+    /// Directory where the verdict of the KVM boot probe is cached for the current host boot.
+    pub probe_cache_dir: PathBuf,
+    /// How long the KVM boot probe may take before KVM is judged unusable, in seconds.
+    pub probe_timeout_secs: u64,
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        QemuConfig {
+            binary: PathBuf::from("/usr/bin/qemu-system-x86_64"),
+            machine: MachineType::default(),
+            accelerator: AcceleratorChoice::default(),
+            virtiofsd: PathBuf::from("/usr/local/lib/lightpod/virtiofsd"),
+            probe_cache_dir: PathBuf::from("/run/lightpod"),
+            probe_timeout_secs: 20,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Outer {
+        qemu: QemuConfig,
+    }
+
+    #[test]
+    fn partial_toml_keeps_defaults() {
+        let parsed: Outer = serde_json::from_str(
+            r#"{"qemu": {"machine": "q35", "accelerator": "tcg", "virtiofsd": "/x/virtiofsd"}}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.qemu.machine, MachineType::Q35);
+        assert_eq!(parsed.qemu.accelerator, AcceleratorChoice::Tcg);
+        assert_eq!(parsed.qemu.virtiofsd, PathBuf::from("/x/virtiofsd"));
+        assert_eq!(parsed.qemu.binary, QemuConfig::default().binary);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let parsed = serde_json::from_str::<Outer>(r#"{"qemu": {"machin": "q35"}}"#);
+        assert!(
+            parsed.is_err(),
+            "a misspelt key must not be ignored silently"
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! Creating a guest: state directory, virtiofsd helpers, QEMU, QMP, `cont`.
+//!
+//! Everything started is recorded in [`Started`]; a failure at any step unwinds it in reverse
+//! order (QEMU, helpers, state directory) before the error is returned. A create future
+//! dropped half-way unwinds through `Drop` (children are killed on drop).
+
+use std::{
+    os::fd::{AsRawFd, OwnedFd},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use qapi::qmp;
+use tokio::{
+    process::Child,
+    sync::oneshot,
+    time::{timeout_at, Instant},
+};
+
+use crate::{
+    qemu::{
+        cmdline::{
+            AgentChannelOpts, BlockOpts, ConsoleOpts, ControlOpts, CpuOpts, KernelBootOpts,
+            MachineOpts, MemoryOpts, NetOpts, QemuCommandLine, VirtioFsOpts,
+        },
+        config::MachineType,
+        logs,
+        process::{self, ExitLogs},
+        qmp::QmpConnection,
+        virtiofsd::{self, Virtiofsd, VirtiofsdOpts, VirtiofsdSandbox},
+        vm::QemuVm,
+    },
+    Accelerator, BootTimings, VmError, VmSpec,
+};
+
+/// Name of the agent's virtio-serial port (ARCHITECTURE.md, "The agent channel").
+pub const AGENT_PORT_NAME: &str = "lightpod.agent";
+/// Longest virtio-fs tag (the `tag` field of the virtio-fs config space is 36 bytes).
+const MAX_TAG_LEN: usize = 36;
+/// Smallest guest RAM that boots a Linux kernel with an initramfs.
+const MIN_MEMORY_MIB: u32 = 64;
+
+/// What `create` needs besides the spec.
+#[derive(Debug, Clone)]
+pub struct CreateParams {
+    /// QEMU binary.
+    pub qemu: PathBuf,
+    /// virtiofsd binary, when one was found.
+    pub virtiofsd: Option<PathBuf>,
+    /// Machine type.
+    pub machine: MachineType,
+    /// Accelerator.
+    pub accel: Accelerator,
+    /// Host TSC kHz for `tsc_early_khz=` under TCG.
+    pub tsc_khz: Option<u64>,
+}
+
+/// The files of a VM inside its state directory.
+#[derive(Debug, Clone)]
+pub struct StatePaths {
+    dir: PathBuf,
+}
+
+impl StatePaths {
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// The guest kernel command line: the backend's parameters, then the caller's.
+pub fn guest_cmdline(accel: Accelerator, tsc_khz: Option<u64>, extra: &[String]) -> String {
+    // panic=-1 reboots at once on a panic, and -no-reboot turns that reboot into QEMU's exit;
+    // reboot=t (triple fault) works on every machine type, including microvm.
+    let mut params = vec![
+        "console=ttyS0".to_string(),
+        "panic=-1".to_string(),
+        "reboot=t".to_string(),
+        format!("lightpod.channel=virtio-port:{AGENT_PORT_NAME}"),
+    ];
+    if let (Accelerator::Tcg, Some(khz)) = (accel, tsc_khz) {
+        params.push(format!("tsc_early_khz={khz}"));
+    }
+    params.extend(extra.iter().cloned());
+    params.join(" ")
+}
+
+/// Checks what QEMU would otherwise reject late or obscurely.
+fn validate(spec: &VmSpec) -> Result<(), VmError> {
+    if spec.vcpus == 0 {
+        return Err(VmError::InvalidSpec("vcpus must be at least 1".into()));
+    }
+    if spec.memory_mib < MIN_MEMORY_MIB {
+        return Err(VmError::InvalidSpec(format!(
+            "memory must be at least {MIN_MEMORY_MIB} MiB"
+        )));
+    }
+    let mut tags = std::collections::HashSet::new();
+    for dir in &spec.shared_dirs {
+        let ok_chars = dir
+            .tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if dir.tag.is_empty() || dir.tag.len() > MAX_TAG_LEN || !ok_chars {
+            return Err(VmError::InvalidSpec(format!(
+                "shared dir tag {:?} must be 1-{MAX_TAG_LEN} characters of [A-Za-z0-9._-]",
+                dir.tag
+            )));
+        }
+        if !tags.insert(dir.tag.as_str()) {
+            return Err(VmError::InvalidSpec(format!(
+                "shared dir tag {:?} repeats",
+                dir.tag
+            )));
+        }
+    }
+    for (what, path) in [("kernel", &spec.kernel), ("initramfs", &spec.initrd)] {
+        std::fs::File::open(path).map_err(|source| VmError::GuestFile {
+            what,
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// What a create has started so far, unwound on failure.
+struct Started {
+    dir: Option<PathBuf>,
+    helpers: Vec<Virtiofsd>,
+    qemu: Option<Child>,
+}
+
+impl Started {
+    async fn unwind(mut self) {
+        if let Some(mut qemu) = self.qemu.take() {
+            let _ = qemu.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), qemu.wait()).await;
+        }
+        for mut helper in std::mem::take(&mut self.helpers) {
+            virtiofsd::kill(&mut helper).await;
+        }
+        if let Some(dir) = self.dir.take() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove VM state dir");
+            }
+        }
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        // Only reached when a create future is dropped mid-way: children die through
+        // kill_on_drop; the directory goes here.
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Creates and boots a guest; see [`crate::Hypervisor::create`].
+pub async fn create(params: &CreateParams, mut spec: VmSpec) -> Result<QemuVm, VmError> {
+    let t0 = Instant::now();
+    validate(&spec)?;
+    if !spec.shared_dirs.is_empty() && params.virtiofsd.is_none() {
+        return Err(VmError::VmmMissing {
+            binary: "virtiofsd".into(),
+            hint: "install virtiofsd (cargo install virtiofsd, or Debian's virtiofsd package) \
+                   and set qemu.virtiofsd in /etc/lightpod/config.toml"
+                .into(),
+        });
+    }
+    match std::fs::create_dir(&spec.state_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(VmError::InvalidSpec(format!(
+                "state dir {} already exists (clean it up with cleanup_state_dir)",
+                spec.state_dir.display()
+            )))
+        }
+        Err(e) => {
+            let context = format!("create {}", spec.state_dir.display());
+            return Err(VmError::Io { context, source: e });
+        }
+    }
+    let mut started = Started {
+        dir: Some(spec.state_dir.clone()),
+        helpers: Vec::new(),
+        qemu: None,
+    };
+    let taps: Vec<Option<OwnedFd>> = spec
+        .net_devices
+        .iter_mut()
+        .map(|n| n.tap_fd.take())
+        .collect();
+    match boot(params, &spec, &taps, &mut started, t0).await {
+        Ok(vm) => {
+            started.dir = None;
+            Ok(vm)
+        }
+        Err(e) => {
+            started.unwind().await;
+            Err(e)
+        }
+    }
+}
+
+async fn boot(
+    params: &CreateParams,
+    spec: &VmSpec,
+    taps: &[Option<OwnedFd>],
+    started: &mut Started,
+    t0: Instant,
+) -> Result<QemuVm, VmError> {
+    let deadline = t0 + spec.boot_timeout;
+    let paths = StatePaths {
+        dir: spec.state_dir.clone(),
+    };
+
+    let mut filesystems = Vec::new();
+    for dir in &spec.shared_dirs {
+        let socket = paths.file(&format!("vfs-{}.sock", dir.tag));
+        let opts = VirtiofsdOpts {
+            socket: socket.clone(),
+            shared_dir: dir.host_path.clone(),
+            readonly: dir.readonly,
+            sandbox: VirtiofsdSandbox::for_current_user(),
+        };
+        let binary = params
+            .virtiofsd
+            .as_deref()
+            .unwrap_or(Path::new("virtiofsd"));
+        let log = paths.file(&format!("vfs-{}.log", dir.tag));
+        let pid_file = paths.file(&format!("vfs-{}.pid", dir.tag));
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let daemon = virtiofsd::spawn(binary, &opts, &log, &pid_file, remaining).await?;
+        started.helpers.push(daemon);
+        filesystems.push(VirtioFsOpts {
+            socket,
+            tag: dir.tag.clone(),
+        });
+    }
+
+    let mut nets = Vec::new();
+    let mut inherit = Vec::new();
+    for (device, tap) in spec.net_devices.iter().zip(taps) {
+        let Some(tap) = tap else {
+            return Err(VmError::InvalidSpec(format!(
+                "net device {} has no open tap descriptor",
+                device.tap_name
+            )));
+        };
+        inherit.push(tap.as_raw_fd());
+        nets.push(NetOpts {
+            fd: tap.as_raw_fd(),
+            mac: device.mac.clone(),
+            mtu: device.mtu,
+        });
+    }
+
+    let line = QemuCommandLine {
+        machine: MachineOpts {
+            machine: params.machine,
+            accel: params.accel,
+        },
+        cpu: CpuOpts {
+            accel: params.accel,
+            vcpus: spec.vcpus,
+        },
+        memory: MemoryOpts {
+            mib: spec.memory_mib,
+        },
+        boot: KernelBootOpts {
+            kernel: spec.kernel.clone(),
+            initrd: spec.initrd.clone(),
+            cmdline: guest_cmdline(params.accel, params.tsc_khz, &spec.kernel_params),
+        },
+        console: ConsoleOpts {
+            log: paths.file("console.log"),
+        },
+        agent: AgentChannelOpts {
+            socket: paths.file("agent.sock"),
+            port_name: AGENT_PORT_NAME.into(),
+        },
+        filesystems,
+        nets,
+        blocks: spec
+            .block_devices
+            .iter()
+            .map(|b| BlockOpts {
+                path: b.path.clone(),
+                readonly: b.readonly,
+            })
+            .collect(),
+        control: ControlOpts {
+            qmp_socket: paths.file("qmp.sock"),
+            pid_file: paths.file("qemu.pid"),
+            name: format!("lightpod-{}", spec.id),
+        },
+    };
+    let args = line.args();
+    tracing::debug!(vm = %spec.id, args = ?args, "starting QEMU");
+    let stderr_log = paths.file("qemu.log");
+    let child = process::spawn_qemu(&params.qemu, &args, &stderr_log, &inherit).map_err(|e| {
+        VmError::SpawnVmm {
+            binary: params.qemu.display().to_string(),
+            source: e,
+        }
+    })?;
+    let qemu_pid = child.id().unwrap_or_default();
+    started.qemu = Some(child);
+    let vmm_spawned = t0.elapsed();
+
+    let logs = ExitLogs {
+        stderr: stderr_log,
+        console: paths.file("console.log"),
+    };
+    let ready = control_ready(&paths, started, deadline, spec.boot_timeout, &logs).await?;
+    let (qmp, vmm_ready) = (ready, t0.elapsed());
+
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if let Err(e) = qmp.execute(qmp::cont {}, remaining).await {
+        return Err(exited_error(started, &logs)
+            .await
+            .unwrap_or(VmError::Control(e.to_string())));
+    }
+    let guest_started = t0.elapsed();
+
+    let timings = BootTimings {
+        vmm_spawned: Some(vmm_spawned),
+        vmm_ready: Some(vmm_ready),
+        guest_started: Some(guest_started),
+        accelerator: Some(params.accel),
+    };
+    tracing::info!(
+        vm = %spec.id,
+        backend = "qemu",
+        machine = params.machine.qemu_name(),
+        accelerator = %params.accel,
+        vmm_spawned_ms = vmm_spawned.as_millis() as u64,
+        vmm_ready_ms = vmm_ready.as_millis() as u64,
+        guest_started_ms = guest_started.as_millis() as u64,
+        "VM booted"
+    );
+
+    let (kill_tx, kill_rx) = oneshot::channel();
+    let Some(child) = started.qemu.take() else {
+        return Err(VmError::Control("QEMU child lost".into()));
+    };
+    let exit = process::watch_exit(child, kill_rx, qmp.state(), logs);
+    let helpers = std::mem::take(&mut started.helpers);
+    Ok(QemuVm::new(
+        spec.id.clone(),
+        spec.state_dir.clone(),
+        paths.file("agent.sock"),
+        qemu_pid,
+        timings,
+        qmp,
+        exit,
+        helpers,
+        kill_tx,
+    ))
+}
+
+/// Connects QMP, or reports QEMU's own error when it exits first (a kernel it cannot load,
+/// a bad option).
+async fn control_ready(
+    paths: &StatePaths,
+    started: &mut Started,
+    deadline: Instant,
+    boot_timeout: Duration,
+    logs: &ExitLogs,
+) -> Result<QmpConnection, VmError> {
+    let qmp_socket = paths.file("qmp.sock");
+    let connect = QmpConnection::connect(&qmp_socket, deadline);
+    let qemu = started.qemu.as_mut();
+    let result = match qemu {
+        Some(qemu) => {
+            tokio::select! {
+                result = connect => result,
+                status = qemu.wait() => {
+                    let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                    return Err(VmError::VmmExited {
+                        status,
+                        log: logs::vm_tail(&logs.stderr, &logs.console),
+                    });
+                }
+            }
+        }
+        None => connect.await,
+    };
+    match result {
+        Ok(qmp) => Ok(qmp),
+        Err(e) => match exited_error(started, logs).await {
+            Some(exited) => Err(exited),
+            None if Instant::now() >= deadline => Err(VmError::Timeout(boot_timeout, "QMP")),
+            None => Err(VmError::Control(e.to_string())),
+        },
+    }
+}
+
+/// A `VmmExited` error when QEMU has exited (or exits within a moment).
+async fn exited_error(started: &mut Started, logs: &ExitLogs) -> Option<VmError> {
+    let qemu = started.qemu.as_mut()?;
+    let soon = Instant::now() + Duration::from_millis(500);
+    let status = timeout_at(soon, qemu.wait()).await.ok()?.ok()?;
+    Some(VmError::VmmExited {
+        status: status.to_string(),
+        log: logs::vm_tail(&logs.stderr, &logs.console),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_cmdline_per_accelerator() {
+        let extra = vec!["lightpod.log=debug".to_string()];
+        let tcg = guest_cmdline(Accelerator::Tcg, Some(2_596_094), &extra);
+        assert!(tcg.contains("tsc_early_khz=2596094"), "{tcg}");
+        assert!(
+            tcg.ends_with("lightpod.log=debug"),
+            "caller's params come last: {tcg}"
+        );
+        let kvm = guest_cmdline(Accelerator::Kvm, Some(2_596_094), &extra);
+        assert!(
+            !kvm.contains("tsc_early_khz"),
+            "KVM guests read the real TSC: {kvm}"
+        );
+        for want in [
+            "console=ttyS0",
+            "panic=-1",
+            "lightpod.channel=virtio-port:lightpod.agent",
+        ] {
+            assert!(kvm.contains(want), "{want} in {kvm}");
+        }
+    }
+}
