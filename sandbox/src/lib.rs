@@ -2,4 +2,23 @@
 //!
 //! A [`Sandbox`] is one pod: one guest VM, booted through a `lightpod_vmm::Hypervisor`, and
 //! one connection to the agent inside it. Containers are created in a sandbox from OCI
-//! runtime specs; their root filesystems and volumes are shared into the guest.
+//! runtime specs ([`ContainerSpec::from_oci`]); their root filesystems and volumes are
+//! shared into the guest through one directory per sandbox ([`share`]).
+
+pub mod agent;
+mod agent_request;
+pub mod backend;
+pub mod cleanup;
+pub mod config;
+mod error;
+pub mod guest;
+mod sandbox;
+pub mod share;
+pub mod spec;
+pub mod stdio;
+
+pub use agent::AgentClient;
+pub use config::Config;
+pub use error::{chain, AgentCallError, ErrorKind, SandboxError};
+pub use sandbox::{sandbox_dir, ExitStatus, Sandbox, SandboxSpec, StartTimings};
+pub use spec::{ContainerSpec, MountSource, MountSpec, ProcessSpec, ResourceSpec, SpecError};

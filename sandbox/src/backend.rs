@@ -1,0 +1,19 @@
+//! The hypervisor backend the configuration selects.
+
+use lightpod_vmm::{qemu::QemuHypervisor, BackendKind, Hypervisor, VmError};
+
+use crate::{config::Config, error::SandboxError};
+
+/// Creates the backend named by `runtime.backend`.
+///
+/// # Errors
+///
+/// The backend's tools are missing, or the backend is not available on this host.
+pub fn hypervisor(config: &Config) -> Result<Box<dyn Hypervisor>, SandboxError> {
+    match config.runtime.backend {
+        BackendKind::Qemu => Ok(Box::new(QemuHypervisor::new(config.qemu.clone())?)),
+        BackendKind::Xen => Err(SandboxError::Vm(VmError::InvalidSpec(
+            "the xen backend is not built into this lightpod".into(),
+        ))),
+    }
+}
