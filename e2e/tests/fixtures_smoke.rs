@@ -429,7 +429,7 @@ fn host_address() -> String {
 }
 
 #[test]
-fn cri_pod_config_port_mapping_dns_and_log_reopen() {
+fn cri_pod_config_port_mapping_dns_volumes_and_log_reopen() {
     let containerd = Containerd::from_env();
     let mut cri = CriClient::from_env();
     let host_port = 18080 + (std::process::id() % 1000) as u16;
@@ -437,8 +437,36 @@ fn cri_pod_config_port_mapping_dns_and_log_reopen() {
         .port_mapping(WEB_PORT, host_port)
         .dns(&["10.250.0.53"], &["e2e.svc.local"]);
     let pod = CriPod::run(&mut cri, containerd.address(), builder, HANDLER).expect("RunPodSandbox");
-    let config = ContainerConfigBuilder::new("web", WEB_IMAGE).build();
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(volume.path().join("seed"), "from the host\n").unwrap();
+    let config = ContainerConfigBuilder::new("web", WEB_IMAGE)
+        .mount(volume.path(), "/data", false)
+        .mount(volume.path(), "/ro", true)
+        .build();
     let web = pod.run_container(&mut cri, &config).unwrap();
+
+    // hostPath-style volumes: the host's file is there, writes land on the host, and the
+    // read-only mount refuses them.
+    let write = cri.exec_sync(
+        &web,
+        &["sh", "-c", "cat /data/seed && echo out > /data/written"],
+        10,
+    );
+    let write = write.unwrap();
+    assert_eq!(
+        (
+            write.exit_code,
+            String::from_utf8_lossy(&write.stdout).as_ref()
+        ),
+        (0, "from the host\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(volume.path().join("written")).unwrap(),
+        "out\n"
+    );
+    let refused = cri.exec_sync(&web, &["touch", "/ro/nope"], 10).unwrap();
+    assert_ne!(refused.exit_code, 0, "a read-only mount takes no writes");
+    assert!(!volume.path().join("nope").exists());
 
     let resolv = cri
         .exec_sync(&web, &["cat", "/etc/resolv.conf"], 10)
