@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 
 const CPUINFO_PLAIN: &str = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae hypervisor\n";

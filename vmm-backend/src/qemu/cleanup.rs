@@ -120,6 +120,8 @@ pub fn cleanup_with(
             pids.extend(text.trim().parse::<i32>().ok().filter(|p| *p > 1));
         }
     }
+    pids.sort_unstable();
+    pids.dedup();
     for pid in pids {
         let belongs = processes
             .cmdline(pid)

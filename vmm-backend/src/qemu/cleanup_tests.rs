@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use std::{cell::RefCell, collections::HashMap, process::Command};
 
 use super::*;

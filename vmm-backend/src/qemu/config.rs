@@ -70,6 +70,7 @@ impl Default for QemuConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

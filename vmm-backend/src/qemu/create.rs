@@ -410,6 +410,7 @@ async fn exited_error(started: &mut Started, logs: &ExitLogs) -> Option<VmError>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

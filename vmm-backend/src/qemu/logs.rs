@@ -33,12 +33,25 @@ pub fn tail(path: &Path, lines: usize) -> String {
     kept[kept.len().saturating_sub(lines)..].join(" | ")
 }
 
+/// The last line near the end of `path` that contains `needle`.
+fn last_line_with(path: &Path, needle: &str) -> Option<String> {
+    let text = tail(path, usize::MAX);
+    text.split(" | ")
+        .filter(|l| l.contains(needle))
+        .last()
+        .map(str::to_string)
+}
+
 /// The end of QEMU's stderr and of the guest console, labelled, for error messages.
 pub fn vm_tail(stderr: &Path, console: &Path) -> String {
     let mut parts = Vec::new();
     let qemu = tail(stderr, 8);
     if !qemu.is_empty() {
         parts.push(format!("qemu: {qemu}"));
+    }
+    // A panic's message comes before its stack dump, which fills the last lines.
+    if let Some(panic) = last_line_with(console, "Kernel panic") {
+        parts.push(format!("guest: {panic}"));
     }
     let guest = tail(console, 12);
     if !guest.is_empty() {
@@ -52,6 +65,7 @@ pub fn vm_tail(stderr: &Path, console: &Path) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -79,6 +79,7 @@ fn cpuinfo_khz(cpuinfo: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

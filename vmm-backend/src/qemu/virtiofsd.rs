@@ -152,6 +152,7 @@ pub async fn kill(daemon: &mut Virtiofsd) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,216 @@
+//! Fixtures of the QEMU integration tests: a test initramfs whose `/init` is a busybox shell
+//! script (no agent needed), and the checks that a VM left nothing behind.
+
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use lightpod_vmm::{
+    guest::{self, ExtraFile, ModuleIndex, GUEST_MODULES},
+    qemu::{cleanup::HostProcesses, cleanup::ProcessTable, MachineType, QemuConfig},
+    VmSpec,
+};
+
+/// The guest side of the tests. It loads the modules, finds the agent port by name, and then
+/// follows the mode given as `lightpod.test=<mode>` on the kernel command line:
+/// - `echo`: echoes one line (the host writes first: a port drops what the guest writes
+///   while no host is connected), waits for `bye`, powers off;
+/// - `share`: like echo, plus reads and writes files on the virtio-fs share `lightpod`, and
+///   reads a file under a bind mount the host adds after boot;
+/// - `hang`: never powers off; `panic`: init exits, so the kernel panics.
+///
+/// With `lightpod.probe=1` it powers off at once, as the agent does.
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mkdir -p /proc /sys /dev /mnt
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /etc/lightpod/modules.load); do insmod "$m" || echo "test-init: insmod $m failed"; done
+grep -q 'lightpod.probe=1' /proc/cmdline && poweroff -f
+mode=$(sed -n 's/.*lightpod.test=\([a-z]*\).*/\1/p' /proc/cmdline)
+[ "$mode" = panic ] && exit 1
+port=""
+for i in $(seq 1 400); do
+  for p in /sys/class/virtio-ports/*; do
+    [ -e "$p/name" ] && [ "$(cat "$p/name")" = lightpod.agent ] && port=/dev/${p##*/}
+  done
+  [ -n "$port" ] && [ -e "$port" ] && break
+  sleep 0.05
+done
+echo "test-init: mode=$mode port=$port"
+if [ "$mode" = hang ]; then while true; do sleep 10; done; fi
+exec 3<>"$port"
+read -r line <&3
+echo "echo:$line" >&3
+if [ "$mode" = share ]; then
+  mount -t virtiofs lightpod /mnt || echo "test-init: virtiofs mount failed"
+  echo "host-file:$(cat /mnt/from-host.txt)" >&3
+  echo guest-wrote > /mnt/from-guest.txt
+  sync
+  echo written >&3
+  read -r line <&3
+  echo "late:$(cat /mnt/late/marker.txt)" >&3
+fi
+read -r line <&3
+echo "test-init: powering off after $line"
+poweroff -f
+"#;
+
+/// What every QEMU test needs; `None` (with the reason printed) when the host lacks it.
+pub struct TestEnv {
+    /// The guest kernel.
+    pub kernel: PathBuf,
+    /// The test initramfs.
+    pub initrd: PathBuf,
+    /// virtiofsd, when installed.
+    pub virtiofsd: Option<PathBuf>,
+}
+
+/// Builds the test initramfs once per test binary.
+pub fn env(test: &str) -> Option<&'static TestEnv> {
+    static ENV: OnceLock<Result<TestEnv, String>> = OnceLock::new();
+    match ENV.get_or_init(build_env) {
+        Ok(env) => Some(env),
+        Err(reason) => {
+            eprintln!("SKIP {test}: {reason}");
+            None
+        }
+    }
+}
+
+fn build_env() -> Result<TestEnv, String> {
+    let qemu = QemuConfig::default().binary;
+    if !qemu.exists() {
+        return Err(format!(
+            "{} missing (apt-get install qemu-system-x86)",
+            qemu.display()
+        ));
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        return Err("/bin/busybox missing (apt-get install busybox-static)".into());
+    }
+    let kernel = guest::find_host_kernel().map_err(|e| format!("no guest kernel: {e}"))?;
+    let modules = ModuleIndex::load(&kernel.modules_dir)
+        .and_then(|index| index.resolve(GUEST_MODULES))
+        .map_err(|e| format!("guest modules: {e}"))?;
+    let busybox = std::fs::read(busybox).map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join(format!("lightpod-vmm-test-{}", std::process::id()));
+    let initrd = dir.join("initrd.img");
+    let extra = [ExtraFile {
+        path: "bin/busybox".into(),
+        mode: 0o755,
+        data: busybox,
+    }];
+    guest::write_initramfs(&initrd, INIT.as_bytes(), &kernel.release, &modules, &extra)
+        .map_err(|e| format!("write test initramfs: {e}"))?;
+    let virtiofsd = [
+        "/root/.cargo/bin/virtiofsd",
+        "/usr/local/lib/lightpod/virtiofsd",
+        "/usr/libexec/virtiofsd",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists());
+    Ok(TestEnv {
+        kernel: kernel.kernel,
+        initrd,
+        virtiofsd,
+    })
+}
+
+/// A backend configuration for the tests: the machine given, the accelerator the probe picks,
+/// the probe cache inside `dir`.
+pub fn config(env: &TestEnv, machine: MachineType, dir: &Path) -> QemuConfig {
+    QemuConfig {
+        machine,
+        virtiofsd: env.virtiofsd.clone().unwrap_or_default(),
+        probe_cache_dir: dir.join("probe"),
+        ..QemuConfig::default()
+    }
+}
+
+/// A spec with the test init in `mode`.
+pub fn spec(env: &TestEnv, id: &str, state_dir: PathBuf, mode: &str) -> VmSpec {
+    VmSpec {
+        id: id.into(),
+        state_dir,
+        vcpus: 1,
+        memory_mib: 256,
+        kernel: env.kernel.clone(),
+        initrd: env.initrd.clone(),
+        kernel_params: vec![format!("lightpod.test={mode}")],
+        shared_dirs: Vec::new(),
+        net_devices: Vec::new(),
+        block_devices: Vec::new(),
+        boot_timeout: Duration::from_secs(60),
+    }
+}
+
+/// Pids of live processes whose command line mentions `dir`.
+pub fn processes_mentioning(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Some(cmdline) = HostProcesses.cmdline(pid) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(&needle) && HostProcesses.alive(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Asserts that nothing of the VM in `state_dir` is left: no directory, no process.
+pub fn assert_nothing_left(state_dir: &Path, pids: &[u32], what: &str) {
+    assert!(
+        !state_dir.exists(),
+        "{what}: state dir {} still exists",
+        state_dir.display()
+    );
+    for &pid in pids {
+        let pid = i32::try_from(pid).unwrap_or_default();
+        assert!(!HostProcesses.alive(pid), "{what}: pid {pid} still runs");
+    }
+    let left = processes_mentioning(state_dir);
+    assert!(
+        left.is_empty(),
+        "{what}: processes still mention the state dir: {left:?}"
+    );
+}
+
+/// Turns on log output (RUST_LOG) once.
+pub fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "lightpod_vmm=info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// RSS of a process in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
