@@ -38,15 +38,16 @@ async fn wait_exit(vm: &dyn Vm) -> Result<VmExit> {
 /// Boots the `share` test init on `machine` and checks everything the test init does.
 async fn boot_share_and_power_off(machine: MachineType, name: &str) -> Result<()> {
     common::init_logging();
-    let Some(env) = common::env(name) else {
+    let tmp = tempfile::tempdir()?;
+    let Some(env) = common::env(name, tmp.path()) else {
         return Ok(());
     };
+    let env = &env;
     if env.virtiofsd.is_none() {
         eprintln!("SKIP {name}: virtiofsd missing (cargo install virtiofsd)");
         return Ok(());
     }
     let root_user = nix::unistd::geteuid().is_root();
-    let tmp = tempfile::tempdir()?;
     let shared = tmp.path().join("shared");
     std::fs::create_dir(&shared)?;
     std::fs::write(shared.join("from-host.txt"), "hello-from-host")?;
@@ -98,25 +99,16 @@ async fn boot_share_and_power_off(machine: MachineType, name: &str) -> Result<()
     // A bind mount made after boot, as the sandbox does for each new container's rootfs.
     let late = shared.join("late");
     std::fs::create_dir(&late)?;
-    if root_user {
-        nix::mount::mount(
-            Some(&late_src),
-            &late,
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND,
-            None::<&str>,
-        )?;
+    let bind = if root_user {
+        Some(common::BindMount::new(&late_src, &late)?)
     } else {
         eprintln!("{name}: not root, so the late bind mount is a plain copy (mount needs root)");
         std::fs::copy(late_src.join("marker.txt"), late.join("marker.txt"))?;
-    }
+        None
+    };
     write.write_all(b"mounted\n").await?;
     let late_line = read_line(&mut read).await;
-    if root_user {
-        // virtiofsd holds the guest's looked-up inodes open, so a plain umount is EBUSY while
-        // the guest runs; a lazy one detaches now and frees when virtiofsd lets go.
-        nix::mount::umount2(&late, nix::mount::MntFlags::MNT_DETACH)?;
-    }
+    drop(bind);
     assert_eq!(
         late_line?, "late:mounted-after-boot",
         "a bind mount added after boot is visible"
@@ -178,10 +170,11 @@ async fn q35_boots_shares_and_powers_off() -> Result<()> {
 async fn stop_kills_a_guest_that_does_not_power_off() -> Result<()> {
     const NAME: &str = "stop_kills_a_guest_that_does_not_power_off";
     common::init_logging();
-    let Some(env) = common::env(NAME) else {
+    let tmp = tempfile::tempdir()?;
+    let Some(env) = common::env(NAME, tmp.path()) else {
         return Ok(());
     };
-    let tmp = tempfile::tempdir()?;
+    let env = &env;
     let hypervisor = QemuHypervisor::new(common::config(env, MachineType::Microvm, tmp.path()))?;
     let state_dir = tmp.path().join("vm");
     let vm = hypervisor
@@ -232,10 +225,11 @@ async fn stop_kills_a_guest_that_does_not_power_off() -> Result<()> {
 async fn guest_panic_is_a_crash() -> Result<()> {
     const NAME: &str = "guest_panic_is_a_crash";
     common::init_logging();
-    let Some(env) = common::env(NAME) else {
+    let tmp = tempfile::tempdir()?;
+    let Some(env) = common::env(NAME, tmp.path()) else {
         return Ok(());
     };
-    let tmp = tempfile::tempdir()?;
+    let env = &env;
     let hypervisor = QemuHypervisor::new(common::config(env, MachineType::Microvm, tmp.path()))?;
     let state_dir = tmp.path().join("vm");
     let vm = hypervisor
@@ -260,10 +254,11 @@ async fn guest_panic_is_a_crash() -> Result<()> {
 async fn dropped_vm_is_killed_and_removed() -> Result<()> {
     const NAME: &str = "dropped_vm_is_killed_and_removed";
     common::init_logging();
-    let Some(env) = common::env(NAME) else {
+    let tmp = tempfile::tempdir()?;
+    let Some(env) = common::env(NAME, tmp.path()) else {
         return Ok(());
     };
-    let tmp = tempfile::tempdir()?;
+    let env = &env;
     let hypervisor = QemuHypervisor::new(common::config(env, MachineType::Microvm, tmp.path()))?;
     let state_dir = tmp.path().join("vm");
     let vm = hypervisor
@@ -287,10 +282,11 @@ async fn dropped_vm_is_killed_and_removed() -> Result<()> {
 async fn boot_probe_runner_sees_a_power_off() -> Result<()> {
     const NAME: &str = "boot_probe_runner_sees_a_power_off";
     common::init_logging();
-    let Some(env) = common::env(NAME) else {
+    let tmp = tempfile::tempdir()?;
+    let Some(env) = common::env(NAME, tmp.path()) else {
         return Ok(());
     };
-    let tmp = tempfile::tempdir()?;
+    let env = &env;
     let hypervisor = QemuHypervisor::new(common::config(env, MachineType::Microvm, tmp.path()))?;
     // The KVM probe's machinery, run under TCG: the test init powers off on lightpod.probe=1
     // as the agent does.
@@ -316,10 +312,11 @@ async fn boot_probe_runner_sees_a_power_off() -> Result<()> {
 async fn failed_creates_leave_nothing() -> Result<()> {
     const NAME: &str = "failed_creates_leave_nothing";
     common::init_logging();
-    let Some(env) = common::env(NAME) else {
+    let tmp = tempfile::tempdir()?;
+    let Some(env) = common::env(NAME, tmp.path()) else {
         return Ok(());
     };
-    let tmp = tempfile::tempdir()?;
+    let env = &env;
     let config = common::config(env, MachineType::Microvm, tmp.path());
 
     let missing = lightpod_vmm::qemu::QemuConfig {
@@ -417,10 +414,11 @@ async fn failed_creates_leave_nothing() -> Result<()> {
 async fn cleanup_state_dir_ends_an_abandoned_vm() -> Result<()> {
     const NAME: &str = "cleanup_state_dir_ends_an_abandoned_vm";
     common::init_logging();
-    let Some(env) = common::env(NAME) else {
+    let tmp = tempfile::tempdir()?;
+    let Some(env) = common::env(NAME, tmp.path()) else {
         return Ok(());
     };
-    let tmp = tempfile::tempdir()?;
+    let env = &env;
     let hypervisor = QemuHypervisor::new(common::config(env, MachineType::Microvm, tmp.path()))?;
     let state_dir = tmp.path().join("vm");
     let mut spec = common::spec(env, NAME, state_dir.clone(), "hang");

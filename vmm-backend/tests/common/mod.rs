@@ -72,10 +72,9 @@ pub struct TestEnv {
     pub virtiofsd: Option<PathBuf>,
 }
 
-/// Builds the test initramfs once per test binary.
-pub fn env(test: &str) -> Option<&'static TestEnv> {
-    static ENV: OnceLock<Result<TestEnv, String>> = OnceLock::new();
-    match ENV.get_or_init(build_env) {
+/// Builds the test initramfs inside `dir` (the test's own temporary directory).
+pub fn env(test: &str, dir: &Path) -> Option<TestEnv> {
+    match build_env(dir) {
         Ok(env) => Some(env),
         Err(reason) => {
             eprintln!("SKIP {test}: {reason}");
@@ -84,7 +83,7 @@ pub fn env(test: &str) -> Option<&'static TestEnv> {
     }
 }
 
-fn build_env() -> Result<TestEnv, String> {
+fn build_env(dir: &Path) -> Result<TestEnv, String> {
     let qemu = QemuConfig::default().binary;
     if !qemu.exists() {
         return Err(format!(
@@ -101,7 +100,6 @@ fn build_env() -> Result<TestEnv, String> {
         .and_then(|index| index.resolve(GUEST_MODULES))
         .map_err(|e| format!("guest modules: {e}"))?;
     let busybox = std::fs::read(busybox).map_err(|e| e.to_string())?;
-    let dir = std::env::temp_dir().join(format!("lightpod-vmm-test-{}", std::process::id()));
     let initrd = dir.join("initrd.img");
     let extra = [ExtraFile {
         path: "bin/busybox".into(),
@@ -213,4 +211,29 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A bind mount that is lazily detached when dropped, also when a test fails half-way.
+pub struct BindMount(PathBuf);
+
+impl BindMount {
+    /// Bind-mounts `source` on `target` (needs root).
+    pub fn new(source: &Path, target: &Path) -> nix::Result<Self> {
+        nix::mount::mount(
+            Some(source),
+            target,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        Ok(BindMount(target.to_path_buf()))
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        // virtiofsd holds the guest's looked-up inodes open, so a plain umount is EBUSY while
+        // the guest runs; a lazy one detaches now and frees when virtiofsd lets go.
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
 }
