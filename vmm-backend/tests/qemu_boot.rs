@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use lightpod_vmm::{
@@ -454,5 +454,70 @@ async fn cleanup_state_dir_ends_an_abandoned_vm() -> Result<()> {
     }
     vm.stop(Duration::ZERO).await?;
     common::assert_nothing_left(&state_dir, &pids, NAME);
+    Ok(())
+}
+
+/// A tap descriptor and a read-only raw disk reach the guest: the MAC is the spec's, the disk
+/// is read-only and holds the file's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_and_block_devices_reach_the_guest() -> Result<()> {
+    const NAME: &str = "tap_and_block_devices_reach_the_guest";
+    common::init_logging();
+    let tmp = tempfile::tempdir()?;
+    let Some(env) = common::env(NAME, tmp.path()) else {
+        return Ok(());
+    };
+    let env = &env;
+    let tap_name = format!("lptest{}", std::process::id() % 100_000);
+    let tap = match common::open_tap(&tap_name) {
+        Ok(tap) => tap,
+        Err(e) => {
+            eprintln!("SKIP {NAME}: cannot create a tap device (needs root and /dev/net/tun): {e}");
+            return Ok(());
+        }
+    };
+    let disk = tmp.path().join("disk.raw");
+    let mut bytes = b"lightpod-blk".to_vec();
+    bytes.resize(1024 * 1024, 0);
+    std::fs::write(&disk, bytes)?;
+
+    let hypervisor = QemuHypervisor::new(common::config(env, MachineType::Microvm, tmp.path()))?;
+    let state_dir = tmp.path().join("vm");
+    let mut spec = common::spec(env, NAME, state_dir.clone(), "devices");
+    spec.net_devices.push(lightpod_vmm::NetDevice {
+        tap_name: tap_name.clone(),
+        tap_fd: Some(tap),
+        mac: "02:11:22:33:44:55".into(),
+        mtu: 1400,
+    });
+    spec.block_devices.push(lightpod_vmm::BlockDevice {
+        path: disk,
+        readonly: true,
+    });
+    let vm = hypervisor.create(spec).await?;
+    let pids = vm.host_pids();
+
+    let (read, mut write) = tokio::io::split(vm.connect_agent().await?);
+    let mut read = BufReader::new(read);
+    write.write_all(b"ping\n").await?;
+    assert_eq!(read_line(&mut read).await?, "echo:ping");
+    assert_eq!(
+        read_line(&mut read).await?,
+        "mac:02:11:22:33:44:55",
+        "guest NIC has the spec's MAC"
+    );
+    assert_eq!(
+        read_line(&mut read).await?,
+        "blk:1:lightpod-blk",
+        "read-only disk with the file's bytes"
+    );
+    write.write_all(b"bye\n").await?;
+    assert_eq!(wait_exit(vm.as_ref()).await?, VmExit::PoweredOff);
+    vm.stop(Duration::ZERO).await?;
+    common::assert_nothing_left(&state_dir, &pids, NAME);
+    assert!(
+        !Path::new("/sys/class/net").join(&tap_name).exists(),
+        "the tap device goes with the last descriptor"
+    );
     Ok(())
 }

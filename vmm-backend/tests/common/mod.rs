@@ -21,6 +21,8 @@ use lightpod_vmm::{
 ///   while no host is connected), waits for `bye`, powers off;
 /// - `share`: like echo, plus reads and writes files on the virtio-fs share `lightpod`, and
 ///   reads a file under a bind mount the host adds after boot;
+/// - `devices`: like echo, plus reports the MAC of `eth0` and the read-only flag and first
+///   bytes of `/dev/vda`;
 /// - `hang`: never powers off; `panic`: init exits, so the kernel panics.
 ///
 /// With `lightpod.probe=1` it powers off at once, as the agent does.
@@ -56,6 +58,10 @@ if [ "$mode" = share ]; then
   echo written >&3
   read -r line <&3
   echo "late:$(cat /mnt/late/marker.txt)" >&3
+fi
+if [ "$mode" = devices ]; then
+  echo "mac:$(cat /sys/class/net/eth0/address)" >&3
+  echo "blk:$(cat /sys/block/vda/ro):$(head -c 12 /dev/vda)" >&3
 fi
 read -r line <&3
 echo "test-init: powering off after $line"
@@ -236,4 +242,29 @@ impl Drop for BindMount {
         // the guest runs; a lazy one detaches now and frees when virtiofsd lets go.
         let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
     }
+}
+
+/// Creates a tap device `name` through `/dev/net/tun` and returns the open file, as the
+/// sandbox does inside a pod's network namespace. The device goes when the last descriptor
+/// closes.
+pub fn open_tap(name: &str) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")?;
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in request.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    request.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes one ifreq, which lives across the call; the
+    // descriptor is open.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut request) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(OwnedFd::from(file))
 }
