@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use crate::{qemu::config::MachineType, Accelerator};
 
+/// QEMU's `-sandbox` (seccomp) policy.
+const SECCOMP: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
 /// Id of the memory backend object that holds guest RAM.
 const MEMORY_ID: &str = "ram";
 
@@ -258,19 +261,14 @@ pub struct ControlOpts {
 impl ControlOpts {
     fn render(&self, args: &mut Vec<String>) {
         let qmp = format!("unix:{},server=on,wait=off", opt_path(&self.qmp_socket));
+        let name = self.name.replace(',', ",,");
+        let pid_file = path(&self.pid_file);
+        push(args, &["-name", &name, "-qmp", &qmp, "-pidfile", &pid_file]);
         // -S: vCPUs start only on QMP `cont`, so the boot phases can be timed separately.
-        push(
-            args,
-            &[
-                "-name",
-                &self.name,
-                "-qmp",
-                &qmp,
-                "-pidfile",
-                &path(&self.pid_file),
-            ],
-        );
         push(args, &["-S"]);
+        // QEMU's seccomp filter: a guest that breaks into QEMU still cannot exec, fork, gain
+        // privileges or change resource limits.
+        push(args, &["-sandbox", SECCOMP]);
     }
 }
 

@@ -162,11 +162,25 @@ fn chardevs_sockets_and_files() {
         ["unix:/run/vm/qmp.sock,server=on,wait=off"]
     );
     assert_eq!(values(&args, "-pidfile"), ["/run/vm/qemu.pid"]);
+    assert_eq!(
+        values(&args, "-sandbox"),
+        ["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
+    );
     assert_eq!(values(&args, "-netdev"), ["tap,id=net0,fd=7,vhost=off"]);
     // A comma in a path is doubled inside a key=value option.
     assert_eq!(
         values(&args, "-drive"),
         ["file=/img/disk,,1.raw,if=none,id=blk0,format=raw,readonly=on"]
+    );
+}
+
+#[test]
+fn commas_in_the_name_are_escaped() {
+    let mut line = sample(MachineType::Microvm, Accelerator::Tcg);
+    line.control.name = "lightpod-a,debug-threads=on".into();
+    assert_eq!(
+        values(&line.args(), "-name"),
+        ["lightpod-a,,debug-threads=on"]
     );
 }
 

@@ -113,6 +113,20 @@ fn validate(spec: &VmSpec) -> Result<(), VmError> {
             )));
         }
     }
+    for net in &spec.net_devices {
+        if !valid_mac(&net.mac) {
+            return Err(VmError::InvalidSpec(format!(
+                "MAC address {:?} is not aa:bb:cc:dd:ee:ff",
+                net.mac
+            )));
+        }
+        if !(68..=65535).contains(&net.mtu) {
+            return Err(VmError::InvalidSpec(format!(
+                "MTU {} is outside 68-65535",
+                net.mtu
+            )));
+        }
+    }
     for (what, path) in [("kernel", &spec.kernel), ("initramfs", &spec.initrd)] {
         std::fs::File::open(path).map_err(|source| VmError::GuestFile {
             what,
@@ -121,6 +135,15 @@ fn validate(spec: &VmSpec) -> Result<(), VmError> {
         })?;
     }
     Ok(())
+}
+
+/// Six colon-separated pairs of hex digits.
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// What a create has started so far, unwound on failure.
@@ -413,6 +436,19 @@ async fn exited_error(started: &mut Started, logs: &ExitLogs) -> Option<VmError>
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_validation() {
+        for (mac, ok) in [
+            ("02:11:22:33:44:55", true),
+            ("AA:bb:CC:dd:EE:ff", true),
+            ("02:11:22:33:44", false),
+            ("02:11:22:33:44:5g", false),
+            ("02:11:22:33:44:55,netdev=x", false),
+        ] {
+            assert_eq!(valid_mac(mac), ok, "{mac}");
+        }
+    }
 
     #[test]
     fn guest_cmdline_per_accelerator() {

@@ -47,7 +47,6 @@ pub struct QemuHypervisor {
     config: QemuConfig,
     virtiofsd: Option<PathBuf>,
     facts: HostFacts,
-    tsc_khz: Option<u64>,
     cache: ProbeCache,
     /// The boot probe's verdict, once known (from the cache or from the first create).
     boot_probe: OnceCell<BootProbeVerdict>,
@@ -79,7 +78,6 @@ impl QemuHypervisor {
             }
         }
         let hypervisor = QemuHypervisor {
-            tsc_khz: tsc::host_tsc_khz(),
             config,
             virtiofsd,
             facts,
@@ -102,12 +100,20 @@ impl QemuHypervisor {
 
     /// The accelerator decision as it stands (for `lightpod doctor`).
     pub fn accelerator_probe(&self) -> AcceleratorProbe {
-        AcceleratorProbe::new(
+        let probe = AcceleratorProbe::new(
             self.config.accelerator,
             self.facts.clone(),
             self.boot_probe.get().cloned(),
-            self.tsc_khz,
-        )
+            None,
+        );
+        // The TSC is measured only where a TCG guest needs it.
+        let host_tsc_khz = (probe.chosen == Accelerator::Tcg)
+            .then(tsc::host_tsc_khz)
+            .flatten();
+        AcceleratorProbe {
+            host_tsc_khz,
+            ..probe
+        }
     }
 
     /// Runs the KVM boot probe now with this kernel and initramfs, when the decision needs it
@@ -192,7 +198,9 @@ impl QemuHypervisor {
             virtiofsd: self.virtiofsd.clone(),
             machine: self.config.machine,
             accel,
-            tsc_khz: self.tsc_khz,
+            tsc_khz: (accel == Accelerator::Tcg)
+                .then(tsc::host_tsc_khz)
+                .flatten(),
         }
     }
 

@@ -24,13 +24,13 @@ pub fn host_tsc_khz() -> Option<u64> {
     })
 }
 
-/// Measures the TSC over three 10 ms windows and takes the median.
+/// Measures the TSC over three 5 ms windows and takes the median.
 fn measure_khz() -> Option<u64> {
     if !cfg!(target_arch = "x86_64") {
         return None;
     }
     let mut samples: Vec<u64> = (0..3)
-        .filter_map(|_| sample_khz(Duration::from_millis(10)))
+        .filter_map(|_| sample_khz(Duration::from_millis(5)))
         .collect();
     samples.sort_unstable();
     samples.get(samples.len() / 2).copied()
