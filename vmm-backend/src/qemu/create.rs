@@ -24,21 +24,16 @@ use crate::{
             MachineOpts, MemoryOpts, NetOpts, QemuCommandLine, VirtioFsOpts,
         },
         config::MachineType,
+        kernel_params::{guest_cmdline, AGENT_PORT_NAME},
         logs,
         process::{self, ExitLogs},
         qmp::QmpConnection,
+        validate::validate,
         virtiofsd::{self, Virtiofsd, VirtiofsdOpts, VirtiofsdSandbox},
         vm::QemuVm,
     },
     Accelerator, BootTimings, VmError, VmSpec,
 };
-
-/// Name of the agent's virtio-serial port (ARCHITECTURE.md, "The agent channel").
-pub const AGENT_PORT_NAME: &str = "lightpod.agent";
-/// Longest virtio-fs tag (the `tag` field of the virtio-fs config space is 36 bytes).
-const MAX_TAG_LEN: usize = 36;
-/// Smallest guest RAM that boots a Linux kernel with an initramfs.
-const MIN_MEMORY_MIB: u32 = 64;
 
 /// What `create` needs besides the spec.
 #[derive(Debug, Clone)]
@@ -65,85 +60,6 @@ impl StatePaths {
     fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
-}
-
-/// The guest kernel command line: the backend's parameters, then the caller's.
-pub fn guest_cmdline(accel: Accelerator, tsc_khz: Option<u64>, extra: &[String]) -> String {
-    // panic=-1 reboots at once on a panic, and -no-reboot turns that reboot into QEMU's exit;
-    // reboot=t (triple fault) works on every machine type, including microvm.
-    let mut params = vec![
-        "console=ttyS0".to_string(),
-        "panic=-1".to_string(),
-        "reboot=t".to_string(),
-        format!("lightpod.channel=virtio-port:{AGENT_PORT_NAME}"),
-    ];
-    if let (Accelerator::Tcg, Some(khz)) = (accel, tsc_khz) {
-        params.push(format!("tsc_early_khz={khz}"));
-    }
-    params.extend(extra.iter().cloned());
-    params.join(" ")
-}
-
-/// Checks what QEMU would otherwise reject late or obscurely.
-fn validate(spec: &VmSpec) -> Result<(), VmError> {
-    if spec.vcpus == 0 {
-        return Err(VmError::InvalidSpec("vcpus must be at least 1".into()));
-    }
-    if spec.memory_mib < MIN_MEMORY_MIB {
-        return Err(VmError::InvalidSpec(format!(
-            "memory must be at least {MIN_MEMORY_MIB} MiB"
-        )));
-    }
-    let mut tags = std::collections::HashSet::new();
-    for dir in &spec.shared_dirs {
-        let ok_chars = dir
-            .tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if dir.tag.is_empty() || dir.tag.len() > MAX_TAG_LEN || !ok_chars {
-            return Err(VmError::InvalidSpec(format!(
-                "shared dir tag {:?} must be 1-{MAX_TAG_LEN} characters of [A-Za-z0-9._-]",
-                dir.tag
-            )));
-        }
-        if !tags.insert(dir.tag.as_str()) {
-            return Err(VmError::InvalidSpec(format!(
-                "shared dir tag {:?} repeats",
-                dir.tag
-            )));
-        }
-    }
-    for net in &spec.net_devices {
-        if !valid_mac(&net.mac) {
-            return Err(VmError::InvalidSpec(format!(
-                "MAC address {:?} is not aa:bb:cc:dd:ee:ff",
-                net.mac
-            )));
-        }
-        if !(68..=65535).contains(&net.mtu) {
-            return Err(VmError::InvalidSpec(format!(
-                "MTU {} is outside 68-65535",
-                net.mtu
-            )));
-        }
-    }
-    for (what, path) in [("kernel", &spec.kernel), ("initramfs", &spec.initrd)] {
-        std::fs::File::open(path).map_err(|source| VmError::GuestFile {
-            what,
-            path: path.clone(),
-            source,
-        })?;
-    }
-    Ok(())
-}
-
-/// Six colon-separated pairs of hex digits.
-fn valid_mac(mac: &str) -> bool {
-    let parts: Vec<&str> = mac.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// What a create has started so far, unwound on failure.
@@ -430,46 +346,4 @@ async fn exited_error(started: &mut Started, logs: &ExitLogs) -> Option<VmError>
         status: status.to_string(),
         log: logs::vm_tail(&logs.stderr, &logs.console),
     })
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mac_validation() {
-        for (mac, ok) in [
-            ("02:11:22:33:44:55", true),
-            ("AA:bb:CC:dd:EE:ff", true),
-            ("02:11:22:33:44", false),
-            ("02:11:22:33:44:5g", false),
-            ("02:11:22:33:44:55,netdev=x", false),
-        ] {
-            assert_eq!(valid_mac(mac), ok, "{mac}");
-        }
-    }
-
-    #[test]
-    fn guest_cmdline_per_accelerator() {
-        let extra = vec!["lightpod.log=debug".to_string()];
-        let tcg = guest_cmdline(Accelerator::Tcg, Some(2_596_094), &extra);
-        assert!(tcg.contains("tsc_early_khz=2596094"), "{tcg}");
-        assert!(
-            tcg.ends_with("lightpod.log=debug"),
-            "caller's params come last: {tcg}"
-        );
-        let kvm = guest_cmdline(Accelerator::Kvm, Some(2_596_094), &extra);
-        assert!(
-            !kvm.contains("tsc_early_khz"),
-            "KVM guests read the real TSC: {kvm}"
-        );
-        for want in [
-            "console=ttyS0",
-            "panic=-1",
-            "lightpod.channel=virtio-port:lightpod.agent",
-        ] {
-            assert!(kvm.contains(want), "{want} in {kvm}");
-        }
-    }
 }

@@ -2,20 +2,23 @@
 //! over QMP, guest RAM in a shared memfd so virtiofsd can serve shared directories.
 //!
 //! Files by concern: [`config`] (the TOML section), [`cmdline`] (one struct per option
-//! group), [`accel`] and [`probe_cache`] (KVM or TCG), [`tsc`], [`qmp`], [`process`] (spawn and
-//! exit), [`virtiofsd`], [`create`] (boot and unwind), [`vm`] (the running guest) and
-//! [`cleanup`] (after a crashed owner).
+//! group), `kernel_params` (the guest command line), `validate` (spec checks), [`accel`] and
+//! [`probe_cache`] (KVM or TCG), [`tsc`], [`qmp`], [`process`] (spawn and exit),
+//! [`virtiofsd`], `create` (boot and unwind), `vm` (the running guest) and [`cleanup`] (after
+//! a crashed owner).
 
 pub mod accel;
 pub mod cleanup;
 pub mod cmdline;
 pub mod config;
 mod create;
+mod kernel_params;
 mod logs;
 pub mod probe_cache;
 pub mod process;
 pub mod qmp;
 pub mod tsc;
+mod validate;
 pub mod virtiofsd;
 mod vm;
 
@@ -32,7 +35,7 @@ pub use self::{
     accel::{AcceleratorProbe, BootProbeVerdict, HostFacts, PROBE_PARAM},
     cleanup::{cleanup_state_dir, CleanupError, CleanupReport},
     config::{AcceleratorChoice, MachineType, QemuConfig},
-    create::{guest_cmdline, AGENT_PORT_NAME},
+    kernel_params::{guest_cmdline, AGENT_PORT_NAME},
     vm::QemuVm,
 };
 use self::{create::CreateParams, probe_cache::ProbeCache};

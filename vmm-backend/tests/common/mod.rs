@@ -9,11 +9,13 @@ use std::{
     time::Duration,
 };
 
+use anyhow::{bail, Context, Result};
 use lightpod_vmm::{
     guest::{self, ExtraFile, ModuleIndex, GUEST_MODULES},
     qemu::{cleanup::HostProcesses, cleanup::ProcessTable, MachineType, QemuConfig},
-    VmSpec,
+    Vm, VmExit, VmSpec,
 };
+use tokio::io::AsyncBufReadExt;
 
 /// The guest side of the tests. It loads the modules, finds the agent port by name, and then
 /// follows the mode given as `lightpod.test=<mode>` on the kernel command line:
@@ -267,4 +269,26 @@ pub fn open_tap(name: &str) -> std::io::Result<std::os::fd::OwnedFd> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(OwnedFd::from(file))
+}
+
+/// How long a test waits for the guest.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(90);
+
+/// One line from the guest, with a time limit.
+pub async fn read_line(reader: &mut (impl AsyncBufReadExt + Unpin)) -> Result<String> {
+    let mut line = String::new();
+    let n = tokio::time::timeout(WAIT_LIMIT, reader.read_line(&mut line))
+        .await
+        .context("guest did not answer in time")??;
+    if n == 0 {
+        bail!("agent stream closed");
+    }
+    Ok(line.trim_end().to_string())
+}
+
+/// Waits for the VM to exit, with a time limit.
+pub async fn wait_exit(vm: &dyn Vm) -> Result<VmExit> {
+    tokio::time::timeout(WAIT_LIMIT, vm.wait())
+        .await
+        .context("VM did not exit")
 }

@@ -1,0 +1,51 @@
+//! The guest kernel command line the QEMU backend adds before the caller's parameters.
+
+use crate::Accelerator;
+
+/// Name of the agent's virtio-serial port (ARCHITECTURE.md, "The agent channel").
+pub const AGENT_PORT_NAME: &str = "lightpod.agent";
+
+/// The guest kernel command line: the backend's parameters, then the caller's.
+pub fn guest_cmdline(accel: Accelerator, tsc_khz: Option<u64>, extra: &[String]) -> String {
+    // panic=-1 reboots at once on a panic, and -no-reboot turns that reboot into QEMU's exit;
+    // reboot=t (triple fault) works on every machine type, including microvm.
+    let mut params = vec![
+        "console=ttyS0".to_string(),
+        "panic=-1".to_string(),
+        "reboot=t".to_string(),
+        format!("lightpod.channel=virtio-port:{AGENT_PORT_NAME}"),
+    ];
+    if let (Accelerator::Tcg, Some(khz)) = (accel, tsc_khz) {
+        params.push(format!("tsc_early_khz={khz}"));
+    }
+    params.extend(extra.iter().cloned());
+    params.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_cmdline_per_accelerator() {
+        let extra = vec!["lightpod.log=debug".to_string()];
+        let tcg = guest_cmdline(Accelerator::Tcg, Some(2_596_094), &extra);
+        assert!(tcg.contains("tsc_early_khz=2596094"), "{tcg}");
+        assert!(
+            tcg.ends_with("lightpod.log=debug"),
+            "caller's params come last: {tcg}"
+        );
+        let kvm = guest_cmdline(Accelerator::Kvm, Some(2_596_094), &extra);
+        assert!(
+            !kvm.contains("tsc_early_khz"),
+            "KVM guests read the real TSC: {kvm}"
+        );
+        for want in [
+            "console=ttyS0",
+            "panic=-1",
+            "lightpod.channel=virtio-port:lightpod.agent",
+        ] {
+            assert!(kvm.contains(want), "{want} in {kvm}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Checks of a [`VmSpec`] that QEMU would otherwise reject late or obscurely.
+
+use crate::{VmError, VmSpec};
+
+/// Longest virtio-fs tag (the `tag` field of the virtio-fs config space is 36 bytes).
+const MAX_TAG_LEN: usize = 36;
+/// Smallest guest RAM that boots a Linux kernel with an initramfs.
+const MIN_MEMORY_MIB: u32 = 64;
+
+/// Checks what QEMU would otherwise reject late or obscurely.
+pub fn validate(spec: &VmSpec) -> Result<(), VmError> {
+    if spec.vcpus == 0 {
+        return Err(VmError::InvalidSpec("vcpus must be at least 1".into()));
+    }
+    if spec.memory_mib < MIN_MEMORY_MIB {
+        return Err(VmError::InvalidSpec(format!(
+            "memory must be at least {MIN_MEMORY_MIB} MiB"
+        )));
+    }
+    let mut tags = std::collections::HashSet::new();
+    for dir in &spec.shared_dirs {
+        let ok_chars = dir
+            .tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if dir.tag.is_empty() || dir.tag.len() > MAX_TAG_LEN || !ok_chars {
+            return Err(VmError::InvalidSpec(format!(
+                "shared dir tag {:?} must be 1-{MAX_TAG_LEN} characters of [A-Za-z0-9._-]",
+                dir.tag
+            )));
+        }
+        if !tags.insert(dir.tag.as_str()) {
+            return Err(VmError::InvalidSpec(format!(
+                "shared dir tag {:?} repeats",
+                dir.tag
+            )));
+        }
+    }
+    for net in &spec.net_devices {
+        if !valid_mac(&net.mac) {
+            return Err(VmError::InvalidSpec(format!(
+                "MAC address {:?} is not aa:bb:cc:dd:ee:ff",
+                net.mac
+            )));
+        }
+        if !(68..=65535).contains(&net.mtu) {
+            return Err(VmError::InvalidSpec(format!(
+                "MTU {} is outside 68-65535",
+                net.mtu
+            )));
+        }
+    }
+    for (what, path) in [("kernel", &spec.kernel), ("initramfs", &spec.initrd)] {
+        std::fs::File::open(path).map_err(|source| VmError::GuestFile {
+            what,
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Six colon-separated pairs of hex digits.
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_validation() {
+        for (mac, ok) in [
+            ("02:11:22:33:44:55", true),
+            ("AA:bb:CC:dd:EE:ff", true),
+            ("02:11:22:33:44", false),
+            ("02:11:22:33:44:5g", false),
+            ("02:11:22:33:44:55,netdev=x", false),
+        ] {
+            assert_eq!(valid_mac(mac), ok, "{mac}");
+        }
+    }
+}
