@@ -108,6 +108,14 @@ pub async fn create(params: &CreateParams, mut spec: VmSpec) -> Result<QemuVm, V
                 .into(),
         });
     }
+    // The parent (the sandbox's directory) may be created here; the state dir itself must be
+    // new, since everything in it is removed with the VM.
+    if let Some(parent) = spec.state_dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| VmError::Io {
+            context: format!("create {}", parent.display()),
+            source: e,
+        })?;
+    }
     match std::fs::create_dir(&spec.state_dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -6,6 +6,39 @@
 //! [`probe_cache`] (KVM or TCG), [`tsc`], [`qmp`], [`process`] (spawn and exit),
 //! [`virtiofsd`], `create` (boot and unwind), `vm` (the running guest) and [`cleanup`] (after
 //! a crashed owner).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use lightpod_vmm::{
+//!     qemu::{QemuConfig, QemuHypervisor},
+//!     Hypervisor, VmSpec,
+//! };
+//!
+//! # async fn boot() -> Result<(), lightpod_vmm::VmError> {
+//! let hypervisor = QemuHypervisor::new(QemuConfig::default())?;
+//! let vm = hypervisor
+//!     .create(VmSpec {
+//!         id: "pod-1".into(),
+//!         state_dir: "/run/lightpod/sandboxes/pod-1/vm".into(),
+//!         vcpus: 1,
+//!         memory_mib: 256,
+//!         kernel: "/boot/vmlinuz-6.1.0-57-cloud-amd64".into(),
+//!         initrd: "/var/lib/lightpod/guest/<digest>/initrd.img".into(),
+//!         kernel_params: vec!["lightpod.log=info".into()],
+//!         shared_dirs: Vec::new(),
+//!         net_devices: Vec::new(),
+//!         block_devices: Vec::new(),
+//!         boot_timeout: Duration::from_secs(30),
+//!     })
+//!     .await?;
+//! let _agent = vm.connect_agent().await?; // ttrpc runs over this stream
+//! vm.stop(Duration::from_secs(5)).await?; // after the agent's Shutdown call
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod accel;
 pub mod cleanup;
