@@ -75,30 +75,31 @@ fn kills_a_real_process_named_in_a_pid_file() {
     let root = tempfile::tempdir().unwrap();
     let vm = root.path().join("vm");
     std::fs::create_dir(&vm).unwrap();
-    // A stand-in for QEMU whose command line mentions the state dir.
-    let marker = format!("{}/qmp.sock", vm.display());
-    let mut child = Command::new("sh")
-        .args(["-c", "sleep 600", &marker])
-        .spawn()
-        .unwrap();
+    // A stand-in for QEMU whose command line mentions the state dir, and that forks nothing
+    // (a shell would exec or fork its command and hide or orphan it).
+    let marker = vm.join("qmp.sock");
+    std::fs::write(&marker, "").unwrap();
+    let mut child = Command::new("tail").arg("-f").arg(&marker).spawn().unwrap();
     std::fs::write(vm.join("qemu.pid"), child.id().to_string()).unwrap();
     // An unrelated process, named in a pid file as if its pid had been reused.
     let mut bystander = Command::new("sleep").arg("600").spawn().unwrap();
     std::fs::write(vm.join("vfs-x.pid"), bystander.id().to_string()).unwrap();
 
-    // Reap the killed child from another thread, as its owner would, so it does not linger
-    // as a zombie (which `alive` already treats as gone).
-    let reaper = std::thread::spawn(move || child.wait());
-    let report = cleanup_state_dir(&vm).unwrap();
-    let status = reaper.join().unwrap().unwrap();
+    let report = cleanup_state_dir(&vm);
+    // Whatever happened, leave no process behind before asserting.
+    let bystander_ran = bystander.try_wait().map(|s| s.is_none());
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let _ = child.kill();
+    let status = child.wait().unwrap();
 
-    assert_eq!(report.killed.len(), 1, "the stand-in is killed: {report:?}");
-    assert!(!status.success(), "killed by a signal");
-    assert!(
-        bystander.try_wait().unwrap().is_none(),
-        "the bystander still runs"
+    let report = report.unwrap();
+    assert_eq!(
+        report.killed,
+        [i32::try_from(child.id()).unwrap()],
+        "the stand-in is killed"
     );
+    assert!(!status.success(), "killed by a signal");
+    assert!(bystander_ran.unwrap(), "the bystander was left running");
     assert!(!vm.exists());
-    bystander.kill().unwrap();
-    bystander.wait().unwrap();
 }
