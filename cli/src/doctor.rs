@@ -152,12 +152,11 @@ pub async fn doctor(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             .iter()
             .find(|p| Path::new(p).exists())
         {
-            Some(p) => Verdict::Ok(format!(
-                "{}",
+            Some(p) => Verdict::Ok(
                 Path::new(p)
                     .parent()
-                    .map_or_else(String::new, |d| d.display().to_string())
-            )),
+                    .map_or_else(String::new, |d| d.display().to_string()),
+            ),
             None => Verdict::Missing(
                 "no CNI plugins".into(),
                 "apt-get install containernetworking-plugins".into(),

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -76,6 +77,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lightpod: {e:#}");
+            if e.downcast_ref::<run::CommandNotFound>().is_some() {
+                return ExitCode::from(127);
+            }
             // 125 is what `runc run` / `docker run` use for a failure of the runtime itself,
             // distinct from any exit code of the contained process.
             ExitCode::from(125)

@@ -49,6 +49,12 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
+/// The command is not in the root filesystem: `lightpod run` exits with 127, as a shell and
+/// `docker run` do, so a caller can tell it from a failure of the runtime (125).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct CommandNotFound(lightpod_sandbox::SandboxError);
+
 /// Runs the command and returns its exit code (128 + signal when a signal killed it).
 pub async fn run(config_path: Option<&std::path::Path>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
@@ -104,7 +110,13 @@ async fn run_in(
             let _ = resize(sandbox, cols, rows).await;
         }
     }
-    sandbox.start_process(&container.id, "", None).await?;
+    if let Err(e) = sandbox.start_process(&container.id, "", None).await {
+        // The agent answers NotFound only when the executable is missing from the rootfs.
+        if e.kind() == lightpod_sandbox::ErrorKind::NotFound {
+            return Err(CommandNotFound(e).into());
+        }
+        return Err(e.into());
+    }
 
     let out = spawn_output(sandbox.clone(), &container.id, OutputStream::Stdout);
     let err =
@@ -237,7 +249,7 @@ fn oci_spec(args: &RunArgs) -> anyhow::Result<Spec> {
              "options": ["nosuid", "noexec", "nodev", "ro"]},
         ],
     });
-    Ok(serde_json::from_value(spec).context("build the OCI spec")?)
+    serde_json::from_value(spec).context("build the OCI spec")
 }
 
 fn print_timings(sandbox: &Sandbox, process: std::time::Duration, total: std::time::Duration) {

@@ -99,7 +99,9 @@ ctr_ version >/dev/null 2>&1 || { tail -20 "$dir/containerd.log" >&2; die "conta
 t1=$(now_ms)
 # A plugin that fails to load only warns in the log; the tests need these.
 for plugin in tasks cri; do
-  ctr_ plugins ls | awk -v p="$plugin" '$1 == "io.containerd.grpc.v1" && $2 == p { print $4 }' | grep -qx ok ||
+  # Captured first: grep -q exits at its match and would SIGPIPE ctr under pipefail.
+  plugins=$(ctr_ plugins ls)
+  [ "$(awk -v p="$plugin" '$1 == "io.containerd.grpc.v1" && $2 == p { print $4 }' <<< "$plugins")" = ok ] ||
     { grep -E 'level=(warning|error)' "$dir/containerd.log" | tail -5 >&2; die "plugin io.containerd.grpc.v1.$plugin did not load; stop.sh $dir, then fix $dir/config.toml"; }
 done
 log "containerd up in $((t1 - t0)) ms (pid $(cat "$dir/containerd.pid"), log $dir/containerd.log)"
@@ -107,7 +109,7 @@ log "containerd up in $((t1 - t0)) ms (pid $(cat "$dir/containerd.pid"), log $di
 # CRI pods use the k8s.io namespace; ctr tests import into namespaces of their own.
 while read -r name archive; do
   ctr_ -n k8s.io images import "$archive" >/dev/null || die "import of $archive failed"
-  ctr_ -n k8s.io images ls -q | grep -qx "$name" || die "$name missing after importing $archive"
+  grep -qxF "$name" <<< "$(ctr_ -n k8s.io images ls -q)" || die "$name missing after importing $archive"
 done <<< "$images"
 t2=$(now_ms)
 log "images imported into k8s.io in $((t2 - t1)) ms"

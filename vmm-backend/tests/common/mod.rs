@@ -80,15 +80,48 @@ pub struct TestEnv {
     pub virtiofsd: Option<PathBuf>,
 }
 
-/// Builds the test initramfs inside `dir` (the test's own temporary directory).
+/// Guest kernel of the tests; `e2e/run.sh` sets it to lightpod's own (everything built in).
+const KERNEL_ENV: &str = "LIGHTPOD_E2E_KERNEL";
+/// Set by `e2e/run.sh`: a host that lacks what the tests need fails them instead of skipping.
+const REQUIRE_ENV: &str = "LIGHTPOD_E2E_REQUIRE";
+
+/// Builds the test initramfs inside `dir` (the test's own temporary directory). Without what
+/// it needs the test is skipped with the reason, unless `LIGHTPOD_E2E_REQUIRE=1`.
 pub fn env(test: &str, dir: &Path) -> Option<TestEnv> {
     match build_env(dir) {
         Ok(env) => Some(env),
+        Err(reason) if std::env::var_os(REQUIRE_ENV).is_some_and(|v| v == "1") => {
+            panic!("{test}: {reason} ({REQUIRE_ENV}=1 makes this a failure, not a skip)")
+        }
         Err(reason) => {
             eprintln!("SKIP {test}: {reason}");
             None
         }
     }
+}
+
+/// The configured test kernel (no modules: lightpod's kernel has its drivers built in), else
+/// the host's newest kernel with its modules.
+fn test_kernel() -> Result<(PathBuf, String, Vec<guest::ResolvedModule>), String> {
+    if let Some(kernel) = std::env::var_os(KERNEL_ENV).map(PathBuf::from) {
+        let release = guest::kernel_release(&kernel)
+            .map_err(|e| format!("{KERNEL_ENV}={}: {e}", kernel.display()))?;
+        let modules_dir = Path::new("/lib/modules").join(&release);
+        let modules = if modules_dir.join("modules.dep").exists() {
+            ModuleIndex::load(&modules_dir)
+                .and_then(|index| index.resolve(GUEST_MODULES))
+                .map_err(|e| format!("guest modules: {e}"))?
+        } else {
+            Vec::new()
+        };
+        return Ok((kernel, release, modules));
+    }
+    let kernel = guest::find_host_kernel()
+        .map_err(|e| format!("no guest kernel ({KERNEL_ENV} unset): {e}"))?;
+    let modules = ModuleIndex::load(&kernel.modules_dir)
+        .and_then(|index| index.resolve(GUEST_MODULES))
+        .map_err(|e| format!("guest modules: {e}"))?;
+    Ok((kernel.kernel, kernel.release, modules))
 }
 
 fn build_env(dir: &Path) -> Result<TestEnv, String> {
@@ -103,10 +136,7 @@ fn build_env(dir: &Path) -> Result<TestEnv, String> {
     if !busybox.exists() {
         return Err("/bin/busybox missing (apt-get install busybox-static)".into());
     }
-    let kernel = guest::find_host_kernel().map_err(|e| format!("no guest kernel: {e}"))?;
-    let modules = ModuleIndex::load(&kernel.modules_dir)
-        .and_then(|index| index.resolve(GUEST_MODULES))
-        .map_err(|e| format!("guest modules: {e}"))?;
+    let (kernel, release, modules) = test_kernel()?;
     let busybox = std::fs::read(busybox).map_err(|e| e.to_string())?;
     let initrd = dir.join("initrd.img");
     let extra = [ExtraFile {
@@ -114,7 +144,7 @@ fn build_env(dir: &Path) -> Result<TestEnv, String> {
         mode: 0o755,
         data: busybox,
     }];
-    guest::write_initramfs(&initrd, INIT.as_bytes(), &kernel.release, &modules, &extra)
+    guest::write_initramfs(&initrd, INIT.as_bytes(), &release, &modules, &extra)
         .map_err(|e| format!("write test initramfs: {e}"))?;
     let virtiofsd = [
         "/root/.cargo/bin/virtiofsd",
@@ -125,7 +155,7 @@ fn build_env(dir: &Path) -> Result<TestEnv, String> {
     .map(PathBuf::from)
     .find(|p| p.exists());
     Ok(TestEnv {
-        kernel: kernel.kernel,
+        kernel,
         initrd,
         virtiofsd,
     })
