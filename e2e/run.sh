@@ -40,6 +40,20 @@ export LIGHTPOD_E2E_REQUIRE=1
 export LIGHTPOD_BIN_DIR=$here/target/release
 export LIGHTPOD_AGENT=$here/target/x86_64-unknown-linux-gnu/release/lightpod-agent
 
+# The configuration of the shims the private containerd starts (containerd passes its
+# environment on to them): the kernel and agent built above, state under /run/lightpod-e2e.
+export LIGHTPOD_E2E_STATE_DIR=/run/lightpod-e2e
+mkdir -p "$here/target/e2e"
+export LIGHTPOD_CONFIG=$here/target/e2e/lightpod.toml
+cat >"$LIGHTPOD_CONFIG" <<EOF
+[runtime]
+state_dir = "$LIGHTPOD_E2E_STATE_DIR"
+[guest]
+kernel = "$LIGHTPOD_E2E_KERNEL"
+agent = "$LIGHTPOD_AGENT"
+image_cache = "$here/target/e2e-cache/guest"
+EOF
+
 containerd_dir=$(mktemp -d /tmp/lightpod-e2e-containerd.XXXXXX)
 stop_containerd() { e2e/containerd/stop.sh "$containerd_dir" || true; }
 trap stop_containerd EXIT

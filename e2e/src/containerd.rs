@@ -13,7 +13,7 @@ use std::{
     process::{Command, Output},
 };
 
-pub use footprint::PodFootprint;
+pub use footprint::{mounts_mentioning, PodFootprint};
 pub use namespace::TestNamespace;
 
 /// The containerd socket; set by `start.sh`.

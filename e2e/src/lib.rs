@@ -13,6 +13,7 @@ pub mod image;
 pub mod leaks;
 pub mod rootfs;
 pub mod run;
+pub mod shim;
 
 use std::path::{Path, PathBuf};
 

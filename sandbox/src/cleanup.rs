@@ -76,6 +76,36 @@ pub fn remove_state_dir(dir: &Path) -> Result<(), Vec<PathBuf>> {
     }
 }
 
+/// Why the state of an abandoned sandbox could not be cleaned up.
+#[derive(Debug, thiserror::Error)]
+pub enum AbandonedError {
+    /// The VM's processes or directory could not be cleaned up.
+    #[error("clean up the VM")]
+    Vm(#[from] lightpod_vmm::qemu::cleanup::CleanupError),
+    /// Mounts stayed under the sandbox directory.
+    #[error("mounts are left under the sandbox directory: {0:?}")]
+    MountsLeft(Vec<PathBuf>),
+}
+
+/// Cleans up after the owner of sandbox `id` (a shim, a CLI) died without stopping it: kills
+/// what is left of its VM, unmounts what it shared and removes its state directory. Safe on
+/// a sandbox that has no state left. Returns the pids it killed.
+///
+/// # Errors
+///
+/// A process of the VM could not be killed, or a mount could not be removed.
+pub fn abandoned_sandbox(config: &crate::Config, id: &str) -> Result<Vec<i32>, AbandonedError> {
+    let dir = crate::sandbox_dir(config, id);
+    let killed = match config.runtime.backend {
+        // Both backends keep pid files of their processes in the VM directory.
+        lightpod_vmm::BackendKind::Qemu | lightpod_vmm::BackendKind::Xen => {
+            lightpod_vmm::qemu::cleanup::cleanup_state_dir(&dir.join("vm"))?.killed
+        }
+    };
+    remove_state_dir(&dir).map_err(AbandonedError::MountsLeft)?;
+    Ok(killed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

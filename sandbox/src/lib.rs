@@ -10,15 +10,18 @@ mod agent_request;
 pub mod backend;
 pub mod cleanup;
 pub mod config;
+mod control;
 mod error;
 pub mod guest;
 mod sandbox;
 pub mod share;
 pub mod spec;
 pub mod stdio;
+pub mod task;
 
 pub use agent::AgentClient;
 pub use config::Config;
 pub use error::{chain, AgentCallError, ErrorKind, SandboxError};
 pub use sandbox::{sandbox_dir, ExitStatus, Sandbox, SandboxSpec, StartTimings};
 pub use spec::{ContainerSpec, MountSource, MountSpec, ProcessSpec, ResourceSpec, SpecError};
+pub use task::{TaskError, TaskEvent, TaskRegistry};

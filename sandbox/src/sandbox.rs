@@ -101,9 +101,14 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
-/// Directory of a sandbox's state under the configured state directory.
+/// Directory of a sandbox's state under the configured state directory (long ids are cut,
+/// see [`crate::task::layout`]).
 pub fn sandbox_dir(config: &Config, id: &str) -> PathBuf {
-    config.runtime.state_dir.join("sandboxes").join(id)
+    config
+        .runtime
+        .state_dir
+        .join("sandboxes")
+        .join(crate::task::layout::dir_name(id))
 }
 
 impl Sandbox {

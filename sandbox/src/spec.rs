@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap, path::PathBuf};
 
-use oci_spec::runtime::{Mount, Process, Spec};
+use oci_spec::runtime::{LinuxResources, Mount, Process, Spec};
 
 /// Why an OCI spec cannot be run by lightpod.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -165,17 +165,7 @@ impl ContainerSpec {
 
         let resources = linux
             .and_then(|l| l.resources().as_ref())
-            .map(|r| {
-                let memory = r.memory().as_ref();
-                let cpu = r.cpu().as_ref();
-                ResourceSpec {
-                    memory_limit_bytes: memory.and_then(|m| m.limit()).unwrap_or(0).max(0),
-                    cpu_quota_us: cpu.and_then(|c| c.quota()).unwrap_or(0).max(0),
-                    cpu_period_us: cpu.and_then(|c| c.period()).unwrap_or(0),
-                    cpu_shares: cpu.and_then(|c| c.shares()).unwrap_or(0),
-                    pids_limit: r.pids().as_ref().map(|p| p.limit()).unwrap_or(0).max(0),
-                }
-            })
+            .map(ResourceSpec::from_oci)
             .unwrap_or_default();
 
         Ok(ContainerSpec {
@@ -260,7 +250,30 @@ impl ProcessSpec {
     }
 }
 
-fn validate_id(id: &str) -> Result<(), SpecError> {
+impl ResourceSpec {
+    /// The limits of an OCI `linux.resources` (also the body of a shim v2 `Update`);
+    /// negative values, which the spec uses for "unlimited", become zero.
+    pub fn from_oci(resources: &LinuxResources) -> ResourceSpec {
+        let memory = resources.memory().as_ref();
+        let cpu = resources.cpu().as_ref();
+        ResourceSpec {
+            memory_limit_bytes: memory.and_then(|m| m.limit()).unwrap_or(0).max(0),
+            cpu_quota_us: cpu.and_then(|c| c.quota()).unwrap_or(0).max(0),
+            cpu_period_us: cpu.and_then(|c| c.period()).unwrap_or(0),
+            cpu_shares: cpu.and_then(|c| c.shares()).unwrap_or(0),
+            pids_limit: resources
+                .pids()
+                .as_ref()
+                .map(|p| p.limit())
+                .unwrap_or(0)
+                .max(0),
+        }
+    }
+}
+
+/// Whether `id` is a container id lightpod accepts (as containerd does: letters, digits,
+/// `-`, `_`, `.`).
+pub(crate) fn validate_id(id: &str) -> Result<(), SpecError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id

@@ -135,3 +135,13 @@ pub enum VmExit {
     /// The VMM process died on its own: crash, signal from elsewhere, guest panic.
     Crashed(String),
 }
+
+impl std::fmt::Display for VmExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VmExit::PoweredOff => f.write_str("the guest powered off"),
+            VmExit::Killed => f.write_str("the host stopped the VM"),
+            VmExit::Crashed(reason) => write!(f, "the VMM died: {reason}"),
+        }
+    }
+}

@@ -6,6 +6,9 @@ use crate::{VmError, VmSpec};
 const MAX_TAG_LEN: usize = 36;
 /// Smallest guest RAM that boots a Linux kernel with an initramfs.
 const MIN_MEMORY_MIB: u32 = 64;
+/// Longest socket path the VM's state directory may lead to: `sun_path` holds 108 bytes
+/// with the terminating NUL (unix(7)).
+const MAX_SOCKET_PATH: usize = 107;
 
 /// Checks what QEMU would otherwise reject late or obscurely.
 pub fn validate(spec: &VmSpec) -> Result<(), VmError> {
@@ -15,6 +18,22 @@ pub fn validate(spec: &VmSpec) -> Result<(), VmError> {
     if spec.memory_mib < MIN_MEMORY_MIB {
         return Err(VmError::InvalidSpec(format!(
             "memory must be at least {MIN_MEMORY_MIB} MiB"
+        )));
+    }
+    // The QMP, agent and virtiofsd sockets live in the state directory.
+    let longest_name = spec
+        .shared_dirs
+        .iter()
+        .map(|dir| format!("vfs-{}.sock", dir.tag).len())
+        .chain(["agent.sock".len()])
+        .max()
+        .unwrap_or_default();
+    let longest = spec.state_dir.as_os_str().len() + 1 + longest_name;
+    if longest > MAX_SOCKET_PATH {
+        return Err(VmError::InvalidSpec(format!(
+            "state directory {} is too long for its unix sockets ({longest} of at most \
+             {MAX_SOCKET_PATH} bytes); use a shorter runtime.state_dir",
+            spec.state_dir.display()
         )));
     }
     let mut tags = std::collections::HashSet::new();
@@ -85,5 +104,33 @@ mod tests {
         ] {
             assert_eq!(valid_mac(mac), ok, "{mac}");
         }
+    }
+
+    #[test]
+    fn state_dirs_too_long_for_a_socket_are_refused() {
+        let spec = |dir: &str| VmSpec {
+            id: "vm".into(),
+            state_dir: dir.into(),
+            vcpus: 1,
+            memory_mib: 128,
+            kernel: "/dev/null".into(),
+            initrd: "/dev/null".into(),
+            kernel_params: Vec::new(),
+            shared_dirs: vec![crate::SharedDir {
+                tag: "lightpod".into(),
+                host_path: "/tmp".into(),
+                readonly: false,
+            }],
+            net_devices: Vec::new(),
+            block_devices: Vec::new(),
+            boot_timeout: std::time::Duration::from_secs(1),
+        };
+        assert!(validate(&spec("/run/lightpod/k8s.io/sandboxes/0123456789abcdef/vm")).is_ok());
+        let long = format!("/run/{}/vm", "d".repeat(90));
+        let err = validate(&spec(&long)).unwrap_err().to_string();
+        assert!(
+            err.contains("too long") && err.contains("state_dir"),
+            "{err}"
+        );
     }
 }
