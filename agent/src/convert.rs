@@ -140,6 +140,12 @@ pub fn container(req: &pb::CreateContainerRequest) -> Result<ContainerSpec, Spec
             .transpose()?
             .unwrap_or_default(),
         process: process_spec(process)?,
+        pod_sandbox_id: if req.pod_sandbox_id.is_empty() {
+            None
+        } else {
+            check_id("pod_sandbox_id", &req.pod_sandbox_id)?;
+            Some(req.pod_sandbox_id.clone())
+        },
     })
 }
 

@@ -21,6 +21,8 @@ pub struct ContainerSpec {
     pub resources: Resources,
     /// The init process, started by `StartProcess` with exec id "".
     pub process: ProcessSpec,
+    /// The container whose UTS and IPC namespaces this one joins (its pod's sandbox).
+    pub pod_sandbox_id: Option<String>,
 }
 
 /// The filesystem and namespace set-up of a container, done by its init before `execve`.

@@ -62,6 +62,7 @@ pub fn create_container(spec: &ContainerSpec, share: &ShareLayout) -> pb::Create
     req.rootfs = share.guest_rootfs(&spec.id);
     req.readonly_rootfs = spec.readonly_rootfs;
     req.hostname = spec.hostname.clone();
+    req.pod_sandbox_id = spec.pod_sandbox_id.clone().unwrap_or_default();
     req.mounts = spec
         .mounts
         .iter()
@@ -127,6 +128,7 @@ mod tests {
             sysctls: HashMap::from([("kernel.shmmax".into(), "1".into())]),
             masked_paths: vec![],
             readonly_paths: vec![],
+            pod_sandbox_id: None,
         }
     }
 

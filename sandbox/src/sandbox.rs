@@ -317,12 +317,10 @@ impl Sandbox {
         mounts: &mut ContainerMounts,
     ) -> Result<(), SandboxError> {
         let host = self.mounts.as_ref();
-        mounts.bind(
-            host,
-            &spec.rootfs,
-            &self.share.rootfs(&spec.id),
-            spec.readonly_rootfs,
-        )?;
+        // Shared writable even for a read-only rootfs: the agent creates the mount points
+        // of the container's mounts (`/etc/resolv.conf` in a pause image) first and makes
+        // the root read-only last, as runc does.
+        mounts.bind(host, &spec.rootfs, &self.share.rootfs(&spec.id), false)?;
         for (index, mount) in spec.mounts.iter().enumerate() {
             if let crate::spec::MountSource::Host(source) = &mount.source {
                 let readonly = mount.options.iter().any(|o| o == "ro");

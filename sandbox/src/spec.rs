@@ -54,6 +54,9 @@ pub struct ContainerSpec {
     pub masked_paths: Vec<String>,
     /// `linux.readonlyPaths`.
     pub readonly_paths: Vec<String>,
+    /// The pod sandbox container whose hostname and IPC this container shares (a CRI
+    /// application container); `None` for a container of its own.
+    pub pod_sandbox_id: Option<String>,
 }
 
 /// A process to run in a container.
@@ -183,6 +186,7 @@ impl ContainerSpec {
             readonly_paths: linux
                 .and_then(|l| l.readonly_paths().clone())
                 .unwrap_or_default(),
+            pod_sandbox_id: None,
         })
     }
 }

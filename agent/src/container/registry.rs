@@ -134,7 +134,30 @@ impl Containers {
         exec_id: &str,
         process: Option<crate::spec::ProcessSpec>,
     ) -> AgentResult<u32> {
-        self.get(id)?.start(&self.reaper, exec_id, process).await
+        let container = self.get(id)?;
+        let pod_init_pid = match &container.spec.pod_sandbox_id {
+            Some(sandbox) if exec_id.is_empty() && sandbox != id => {
+                Some(self.pod_init_pid(id, sandbox)?)
+            }
+            _ => None,
+        };
+        container
+            .start(&self.reaper, exec_id, process, pod_init_pid)
+            .await
+    }
+
+    /// Guest pid of the running init of `sandbox`, the pod sandbox container of `id`.
+    fn pod_init_pid(&self, id: &str, sandbox: &str) -> AgentResult<i32> {
+        let init = self
+            .get(sandbox)
+            .ok()
+            .and_then(|s| s.running_init())
+            .ok_or_else(|| {
+                AgentError::WrongState(format!(
+                    "container {id:?} joins pod sandbox {sandbox:?}, which is not running"
+                ))
+            })?;
+        Ok(init.pid.as_raw())
     }
 
     /// Kills what is left of a container, removes its cgroup and unmounts its storages.

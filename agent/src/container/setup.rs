@@ -32,7 +32,10 @@ const CONTAINER_NAMESPACES: [(&str, CloneFlags); 4] = [
 pub fn enter_container(sys: &dyn Syscall, req: &InitRequest) -> Result<(), SetupFailure> {
     join_cgroup(sys, &req.cgroup_dir)?;
     match &req.target {
-        InitTarget::Create(setup) => create(sys, setup),
+        InitTarget::Create {
+            setup,
+            pod_init_pid,
+        } => create(sys, setup, *pod_init_pid),
         InitTarget::Join { init_pid } => join(sys, *init_pid),
     }
 }
@@ -43,11 +46,31 @@ fn join_cgroup(sys: &dyn Syscall, dir: &Path) -> Result<(), SetupFailure> {
         .map_err(SetupFailure::io(format!("join cgroup {}", dir.display())))
 }
 
-/// Builds the container around the calling process.
-fn create(sys: &dyn Syscall, setup: &ContainerSetup) -> Result<(), SetupFailure> {
-    let flags = CONTAINER_NAMESPACES
+/// Namespaces a container shares with its pod's sandbox container (the CRI's pod-level
+/// hostname and IPC), joined before the rest are created.
+const POD_NAMESPACES: [(&str, CloneFlags); 2] = [
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+];
+
+/// Builds the container around the calling process; with `pod_init_pid`, in the UTS and IPC
+/// namespaces of that process.
+fn create(
+    sys: &dyn Syscall,
+    setup: &ContainerSetup,
+    pod_init_pid: Option<i32>,
+) -> Result<(), SetupFailure> {
+    let mut flags = CONTAINER_NAMESPACES
         .iter()
         .fold(CloneFlags::empty(), |all, (_, f)| all | *f);
+    if let Some(pid) = pod_init_pid {
+        for (name, flag) in POD_NAMESPACES {
+            let path = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+            sys.setns(&path, flag)
+                .map_err(SetupFailure::io(format!("join the pod's {name} namespace")))?;
+            flags.remove(flag);
+        }
+    }
     sys.unshare(flags)
         .map_err(SetupFailure::io("unshare namespaces"))?;
 

@@ -20,6 +20,13 @@ fn request(target: InitTarget) -> InitRequest {
     }
 }
 
+fn create_target(pod_init_pid: Option<i32>) -> InitTarget {
+    InitTarget::Create {
+        setup: setup(),
+        pod_init_pid,
+    }
+}
+
 fn setup() -> ContainerSetup {
     ContainerSetup {
         rootfs: "/run/lightpod/shared/c1/rootfs".into(),
@@ -36,7 +43,7 @@ fn create_runs_the_steps_in_order() {
     let sys = RecordingSyscall::default()
         .with_dir("/run/lightpod/shared/c1/rootfs")
         .with_dir("/proc/sys");
-    enter_container(&sys, &request(InitTarget::Create(setup()))).expect("create");
+    enter_container(&sys, &request(create_target(None))).expect("create");
     let calls = sys.calls();
     let at = |what: &dyn Fn(&Call) -> bool, name: &str| {
         calls
@@ -96,7 +103,7 @@ fn pivot_falls_back_to_move_and_chroot_on_an_initramfs() {
     let sys = RecordingSyscall::default()
         .with_dir("/run/lightpod/shared/c1/rootfs")
         .failing("pivot_root", libc::EINVAL);
-    enter_container(&sys, &request(InitTarget::Create(setup()))).expect("create");
+    enter_container(&sys, &request(create_target(None))).expect("create");
     let calls = sys.calls();
     assert!(calls
         .iter()
@@ -107,7 +114,7 @@ fn pivot_falls_back_to_move_and_chroot_on_an_initramfs() {
 #[test]
 fn missing_rootfs_is_reported() {
     let sys = RecordingSyscall::default();
-    let err = enter_container(&sys, &request(InitTarget::Create(setup()))).expect_err("no rootfs");
+    let err = enter_container(&sys, &request(create_target(None))).expect_err("no rootfs");
     assert!(err.to_string().contains("rootfs"), "{err}");
 }
 
@@ -144,5 +151,32 @@ fn sysctl_keys_map_to_proc_paths() {
     assert_eq!(
         sysctl_path("net/ipv4/conf/eth0.100/forwarding"),
         Path::new("/proc/sys/net/ipv4/conf/eth0.100/forwarding")
+    );
+}
+
+#[test]
+fn a_pod_container_joins_the_sandbox_uts_and_ipc_and_creates_the_rest() {
+    let sys = RecordingSyscall::default().with_dir("/run/lightpod/shared/c1/rootfs");
+    enter_container(&sys, &request(create_target(Some(7)))).expect("create");
+    let calls = sys.calls();
+    let joined: Vec<String> = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Setns(p, _) => Some(p.display().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined, ["/proc/7/ns/ipc", "/proc/7/ns/uts"]);
+    let unshared = calls
+        .iter()
+        .find_map(|c| match c {
+            Call::Unshare(flags) => Some(*flags),
+            _ => None,
+        })
+        .expect("unshare");
+    assert_eq!(
+        unshared,
+        CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS,
+        "only the namespaces not shared with the pod are new"
     );
 }

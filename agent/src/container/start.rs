@@ -46,7 +46,8 @@ fn forget_old_execs(processes: &mut HashMap<String, Slot>) {
 }
 
 impl Container {
-    /// Starts the init process (`exec_id` "") or an exec process; returns its pid.
+    /// Starts the init process (`exec_id` "") or an exec process; returns its pid. An init
+    /// given `pod_init_pid` joins the UTS and IPC namespaces of that process.
     ///
     /// # Errors
     ///
@@ -57,11 +58,15 @@ impl Container {
         reaper: &Reaper,
         exec_id: &str,
         process: Option<ProcessSpec>,
+        pod_init_pid: Option<i32>,
     ) -> AgentResult<u32> {
         let (target, process) = if exec_id.is_empty() {
             self.reserve_init()?;
             (
-                InitTarget::Create(self.spec.setup.clone()),
+                InitTarget::Create {
+                    setup: self.spec.setup.clone(),
+                    pod_init_pid,
+                },
                 self.spec.process.clone(),
             )
         } else {

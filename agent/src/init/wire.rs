@@ -45,7 +45,13 @@ pub struct InitRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum InitTarget {
     /// Create the container's namespaces and filesystem: its init process.
-    Create(ContainerSetup),
+    Create {
+        /// What to build.
+        setup: ContainerSetup,
+        /// Guest pid of the pod sandbox's init, whose UTS and IPC namespaces the container
+        /// joins instead of creating its own.
+        pod_init_pid: Option<i32>,
+    },
     /// Join the namespaces of the container's running init: an exec process.
     Join {
         /// Guest pid of the container's init.

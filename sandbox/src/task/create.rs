@@ -142,6 +142,9 @@ impl TaskRegistry {
             ContainerSpec::from_oci(&req.id, &spec, Some(layout::rootfs_dir(&req.bundle)))
                 .map_err(crate::SandboxError::Spec)?;
         container.process.stdin = req.stdio.stdin.is_some();
+        if let PodRole::PodContainer { sandbox_id } = &role {
+            container.pod_sandbox_id = Some(sandbox_id.clone());
+        }
         if role.starts_vm() {
             // Checked here so a bad annotation fails before any mount or VM.
             self.shared
