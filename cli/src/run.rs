@@ -83,8 +83,18 @@ pub async fn run(config_path: Option<&std::path::Path>, args: RunArgs) -> anyhow
         std::process::id(),
         started.elapsed().subsec_nanos()
     );
-    let sandbox =
-        Arc::new(Sandbox::start(&config, hypervisor.as_ref(), SandboxSpec { id, vm }).await?);
+    let sandbox = Arc::new(
+        Sandbox::start(
+            &config,
+            hypervisor.as_ref(),
+            SandboxSpec {
+                id,
+                vm,
+                network_namespace: None,
+            },
+        )
+        .await?,
+    );
     let result = run_in(&sandbox, &container, &args).await;
     let stopped = sandbox.stop().await;
     let (code, process_done) = result?;

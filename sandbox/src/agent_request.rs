@@ -129,6 +129,7 @@ mod tests {
             masked_paths: vec![],
             readonly_paths: vec![],
             pod_sandbox_id: None,
+            network_namespace: None,
         }
     }
 

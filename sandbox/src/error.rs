@@ -72,6 +72,9 @@ pub enum SandboxError {
         #[source]
         source: nix::Error,
     },
+    /// The pod network could not be carried into the guest.
+    #[error("pod network")]
+    Network(#[from] crate::network::NetworkError),
     /// Another host I/O error.
     #[error("{context}")]
     Io {
@@ -147,8 +150,21 @@ impl SandboxError {
                 AgentCallError::Transport(_) => ErrorKind::Unavailable,
                 AgentCallError::Timeout(_) => ErrorKind::DeadlineExceeded,
             },
+            SandboxError::Network(e) => network_kind(e),
             SandboxError::Mount { .. } | SandboxError::Io { .. } => ErrorKind::Internal,
         }
+    }
+}
+
+fn network_kind(error: &crate::network::NetworkError) -> ErrorKind {
+    use crate::network::NetworkError;
+    match error {
+        NetworkError::InNamespace { source, .. } => network_kind(source),
+        NetworkError::OpenNamespace { .. } | NetworkError::NoInterface => {
+            ErrorKind::FailedPrecondition
+        }
+        NetworkError::Iptables { .. } => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
     }
 }
 

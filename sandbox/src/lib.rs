@@ -13,6 +13,7 @@ pub mod config;
 mod control;
 mod error;
 pub mod guest;
+pub mod network;
 mod sandbox;
 pub mod share;
 pub mod spec;

@@ -8,7 +8,7 @@ use std::{
 };
 
 use lightpod_proto::agent as pb;
-use lightpod_vmm::{BootTimings, Hypervisor, SharedDir, Vm, VmExit, VmSpec};
+use lightpod_vmm::{BootTimings, Hypervisor, NetDevice, SharedDir, Vm, VmExit, VmSpec};
 use tokio::sync::Mutex;
 
 use crate::{
@@ -17,6 +17,7 @@ use crate::{
     config::{Config, VmConfig},
     error::{chain, AgentCallError, SandboxError},
     guest,
+    network::{self, forward::PortForwarder, NetworkAttachment, PodNetwork},
     share::{ContainerMounts, HostMounts, KernelMounts, ShareLayout, GUEST_SHARE_DIR, SHARE_TAG},
     spec::{ContainerSpec, ProcessSpec, ResourceSpec},
 };
@@ -28,6 +29,9 @@ pub struct SandboxSpec {
     pub id: String,
     /// Size and boot parameters of the VM (the configuration with annotations applied).
     pub vm: VmConfig,
+    /// The pod's network namespace, as CNI set it up; its interfaces are carried into the
+    /// guest ([`crate::network`]). `None`: the guest has loopback only.
+    pub network_namespace: Option<PathBuf>,
 }
 
 /// Where the time of a sandbox start went.
@@ -78,6 +82,14 @@ impl From<&pb::ProcessExit> for ExitStatus {
     }
 }
 
+/// What is ready before the VM is created.
+struct Prepared {
+    image: lightpod_vmm::guest::GuestImage,
+    image_ready: Duration,
+    net_devices: Vec<NetDevice>,
+    pod_network: Option<PodNetwork>,
+}
+
 /// One running pod VM.
 pub struct Sandbox {
     id: String,
@@ -90,6 +102,8 @@ pub struct Sandbox {
     stop_grace: Duration,
     mounts: Arc<dyn HostMounts>,
     containers: Mutex<HashMap<String, ContainerMounts>>,
+    /// The pod network carried into the guest, and its port forwarder.
+    network: Mutex<Option<(NetworkAttachment, PortForwarder)>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -156,6 +170,57 @@ impl Sandbox {
         let image = guest::resolve(&config.guest).await?;
         let image_ready = started.elapsed();
 
+        let (pod_network, taps, attachment) = match &spec.network_namespace {
+            Some(netns) => {
+                let (found, taps, attachment) = network::attach(netns.clone()).await?;
+                (Some(found), taps, Some(attachment))
+            }
+            None => (None, Vec::new(), None),
+        };
+        let net_devices = taps
+            .into_iter()
+            .map(|tap| NetDevice {
+                tap_name: tap.tap_name,
+                tap_fd: Some(tap.fd),
+                mac: tap.interface.mac,
+                mtu: tap.interface.mtu,
+            })
+            .collect();
+        let prepared = Prepared {
+            image,
+            image_ready,
+            net_devices,
+            pod_network,
+        };
+        let booted =
+            Sandbox::boot_vm(config, hypervisor, spec, dir, share, started, prepared).await;
+        match (booted, attachment) {
+            (Ok(sandbox), None) => Ok(sandbox),
+            (Ok(sandbox), Some(attachment)) => sandbox.forward_ports(attachment).await,
+            (Err(e), attachment) => {
+                if let Some(attachment) = attachment {
+                    attachment.detach().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn boot_vm(
+        config: &Config,
+        hypervisor: &dyn Hypervisor,
+        spec: &SandboxSpec,
+        dir: &Path,
+        share: ShareLayout,
+        started: Instant,
+        prepared: Prepared,
+    ) -> Result<Sandbox, SandboxError> {
+        let Prepared {
+            image,
+            image_ready,
+            net_devices,
+            pod_network,
+        } = prepared;
         let vm_spec = VmSpec {
             id: spec.id.clone(),
             state_dir: dir.join("vm"),
@@ -169,14 +234,14 @@ impl Sandbox {
                 host_path: share.host_root().to_path_buf(),
                 readonly: false,
             }],
-            net_devices: Vec::new(),
+            net_devices,
             block_devices: Vec::new(),
             boot_timeout: spec.vm.boot_timeout(),
         };
         let vm: Arc<dyn Vm> = Arc::from(hypervisor.create(vm_spec).await?);
         let vm_created = started.elapsed();
 
-        match Sandbox::connect(vm.clone(), spec.vm.boot_timeout()).await {
+        match Sandbox::connect(vm.clone(), spec.vm.boot_timeout(), pod_network.as_ref()).await {
             Ok((agent, guest)) => {
                 let timings = StartTimings {
                     image_ready,
@@ -205,6 +270,7 @@ impl Sandbox {
                     stop_grace: Duration::from_secs(config.runtime.stop_grace_secs),
                     mounts: Arc::new(KernelMounts),
                     containers: Mutex::new(HashMap::new()),
+                    network: Mutex::new(None),
                 })
             }
             Err(e) => {
@@ -219,6 +285,7 @@ impl Sandbox {
     async fn connect(
         vm: Arc<dyn Vm>,
         boot_timeout: Duration,
+        pod_network: Option<&PodNetwork>,
     ) -> Result<(AgentClient, pb::GuestInfo), SandboxError> {
         let agent = AgentClient::new(vm.connect_agent().await?);
 
@@ -249,7 +316,29 @@ impl Sandbox {
         share.source = SHARE_TAG.into();
         share.mount_point = GUEST_SHARE_DIR.into();
         agent.mount_storage(&share).await?;
+        if let Some(pod_network) = pod_network {
+            agent.configure_network(&pod_network.to_request()).await?;
+        }
         Ok((agent, info))
+    }
+
+    /// Starts the port forwarder of a booted sandbox and keeps its network attachment; on
+    /// error stops the sandbox.
+    async fn forward_ports(self, attachment: NetworkAttachment) -> Result<Sandbox, SandboxError> {
+        match PortForwarder::start(attachment.netns(), self.agent.clone(), &self.id).await {
+            Ok(forwarder) => {
+                *self.network.lock().await = Some((attachment, forwarder));
+                Ok(self)
+            }
+            Err(e) => {
+                if let Err(stop) = self.stop().await {
+                    tracing::warn!(sandbox = %self.id, error = %chain(&stop),
+                        "stop after a failed network set-up");
+                }
+                attachment.detach().await;
+                Err(e.into())
+            }
+        }
     }
 
     /// The sandbox id.
@@ -450,6 +539,10 @@ impl Sandbox {
             tracing::debug!(sandbox = %self.id, error = %chain(&e), "agent shutdown call");
         }
         let exit = self.vm.stop(self.stop_grace).await;
+        if let Some((attachment, forwarder)) = self.network.lock().await.take() {
+            forwarder.stop(attachment.netns()).await;
+            attachment.detach().await;
+        }
         remove_dir(&self.dir);
         Ok(exit?)
     }

@@ -57,6 +57,9 @@ pub struct ContainerSpec {
     /// The pod sandbox container whose hostname and IPC this container shares (a CRI
     /// application container); `None` for a container of its own.
     pub pod_sandbox_id: Option<String>,
+    /// The existing network namespace the spec joins (`linux.namespaces`, type `network`,
+    /// with a path): CNI's pod network. `None` when the spec makes a new one or has none.
+    pub network_namespace: Option<PathBuf>,
 }
 
 /// A process to run in a container.
@@ -187,6 +190,7 @@ impl ContainerSpec {
                 .and_then(|l| l.readonly_paths().clone())
                 .unwrap_or_default(),
             pod_sandbox_id: None,
+            network_namespace: linux.and_then(network_namespace),
         })
     }
 }
@@ -252,6 +256,17 @@ impl ProcessSpec {
             umask: user.umask(),
         })
     }
+}
+
+/// The path of the network namespace a spec's `linux.namespaces` joins, if any.
+fn network_namespace(linux: &oci_spec::runtime::Linux) -> Option<PathBuf> {
+    linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+        .and_then(|ns| ns.path().clone())
+        .filter(|path| !path.as_os_str().is_empty())
 }
 
 impl ResourceSpec {

@@ -192,3 +192,31 @@ fn missing_process_is_reported() {
         Err(SpecError::Missing("process"))
     );
 }
+
+#[test]
+fn the_network_namespace_to_join_is_taken_from_the_spec() {
+    let cases = [
+        (
+            "a CRI pod sandbox joins CNI's namespace",
+            json!({"linux": {"namespaces": [
+                {"type": "pid"},
+                {"type": "network", "path": "/var/run/netns/cni-1"}
+            ]}}),
+            Some(PathBuf::from("/var/run/netns/cni-1")),
+        ),
+        (
+            "a new namespace (ctr run)",
+            json!({"linux": {"namespaces": [{"type": "network"}]}}),
+            None,
+        ),
+        (
+            "the host's network",
+            json!({"linux": {"namespaces": []}}),
+            None,
+        ),
+    ];
+    for (name, patch, expected) in cases {
+        let c = ContainerSpec::from_oci("a", &spec_with(patch), None).expect(name);
+        assert_eq!(c.network_namespace, expected, "{name}");
+    }
+}

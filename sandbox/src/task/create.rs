@@ -189,6 +189,7 @@ impl TaskRegistry {
         let spec = SandboxSpec {
             id: pod_id.to_string(),
             vm,
+            network_namespace: checked.container.network_namespace.clone(),
         };
         let sandbox = Sandbox::start(config, hypervisor.as_ref(), spec).await?;
         Ok((Arc::new(sandbox), true))
