@@ -8,12 +8,15 @@
 #   - lightpod's guest kernel, built from Debian's linux-source-6.1, into
 #     /var/lib/lightpod/kernel (about 5 minutes on 2 cores the first time, then cached);
 #   - /etc/lightpod/config.toml (only if absent) and a warm guest image cache.
-# It never changes the system containerd's configuration: deploy/containerd/ holds the
-# snippet to add, and `lightpod demo` runs its own private containerd.
+# It changes the system containerd's configuration only with --containerd; `lightpod demo`
+# runs a private containerd of its own.
 #
-# Usage: sudo deploy/install.sh [--deps-only] [--no-kernel]
-#   --deps-only  install packages and virtiofsd only (what building and testing need)
-#   --no-kernel  skip the guest kernel build (guests then boot the host's distribution kernel)
+# Usage: sudo deploy/install.sh [--deps-only] [--no-kernel] [--containerd]
+#   --deps-only   install packages and virtiofsd only (what building and testing need)
+#   --no-kernel   skip the guest kernel build (guests then boot the host's distribution kernel)
+#   --containerd  register the runtime with the node's containerd: deploy/containerd/lightpod.toml
+#                 into /etc/containerd/conf.d/ and an `imports` line in its config.toml (restart
+#                 containerd afterwards; `kubectl apply -f deploy/kubernetes/runtimeclass.yaml`)
 # Idempotent: a second run only redoes what changed.
 set -euo pipefail
 
@@ -24,12 +27,14 @@ kernel_dir=${LIGHTPOD_KERNEL_DIR:-/var/lib/lightpod/kernel}
 virtiofsd_version=1.14.0
 deps_only=false
 build_kernel=true
+register_containerd=false
 for arg in "$@"; do
     case $arg in
     --deps-only) deps_only=true ;;
     --no-kernel) build_kernel=false ;;
+    --containerd) register_containerd=true ;;
     -h | --help)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -120,6 +125,22 @@ install_binaries() {
     fi
 }
 
+# Adds lightpod's runtime to the node's containerd through a drop-in file and `imports`.
+register_with_containerd() {
+    local config=/etc/containerd/config.toml dropin=/etc/containerd/conf.d/lightpod.toml
+    install -D -m 0644 "$here/deploy/containerd/lightpod.toml" "$dropin"
+    if [[ ! -e $config ]]; then
+        printf 'version = 2\nimports = ["/etc/containerd/conf.d/*.toml"]\n' >"$config"
+    elif ! grep -q '^imports' "$config"; then
+        # imports must come before any table: put it after the version line.
+        sed -i '0,/^version/s||imports = ["/etc/containerd/conf.d/*.toml"]\n&|' "$config"
+        grep -q '^imports' "$config" || sed -i '1i imports = ["/etc/containerd/conf.d/*.toml"]' "$config"
+    elif ! grep -q 'conf.d/\*.toml' "$config"; then
+        log "$config has its own imports line: add \"$dropin\" to it by hand"
+    fi
+    log "registered runtime handler lightpod in $dropin; restart containerd to load it"
+}
+
 install_packages
 require_cargo
 install_virtiofsd
@@ -132,5 +153,6 @@ if $build_kernel; then
         die "the guest kernel build failed"
 fi
 install_binaries
+$register_containerd && register_with_containerd
 "$prefix/bin/lightpod" image build >/dev/null || die "lightpod image build failed"
 log "installed; \`lightpod doctor\` shows what this host runs guests with"

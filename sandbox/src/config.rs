@@ -197,7 +197,7 @@ impl VmConfig {
             value,
             reason,
         };
-        let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let host_cpus = host_cpus();
         if self.vcpus == 0 || self.vcpus > host_cpus {
             return Err(invalid(
                 "vcpus",
@@ -223,16 +223,19 @@ impl VmConfig {
         Ok(())
     }
 
-    /// This configuration with a pod's `lightpod.io/` annotations applied.
+    /// This configuration sized for a pod: grown by the resources containerd's CRI plugin
+    /// annotates ([`crate::pod_size`]), then with the pod's `lightpod.io/` annotations
+    /// applied, which win.
     ///
     /// # Errors
     ///
-    /// An annotation under `lightpod.io/` is unknown or has an invalid value.
+    /// An annotation under `lightpod.io/` is unknown or has an invalid value, or the pod
+    /// asks more than the host has.
     pub fn with_annotations(
         &self,
         annotations: &HashMap<String, String>,
     ) -> Result<VmConfig, ConfigError> {
-        let mut vm = self.clone();
+        let mut vm = crate::pod_size::for_pod(self, annotations, host_cpus(), host_memory_mib())?;
         for (key, value) in annotations {
             let Some(name) = key.strip_prefix(ANNOTATION_PREFIX) else {
                 continue;
@@ -265,6 +268,11 @@ impl VmConfig {
         vm.validate(true)?;
         Ok(vm)
     }
+}
+
+/// Online CPUs of the host.
+fn host_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
 }
 
 /// Total memory of the host in MiB, from `/proc/meminfo` (a large value if unreadable, so

@@ -14,6 +14,7 @@ mod control;
 mod error;
 pub mod guest;
 pub mod network;
+pub mod pod_size;
 mod sandbox;
 pub mod share;
 pub mod spec;

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::{
     process::{lost_with_vm, ProcessState},
+    stdio::write_notice,
     TaskEvent, TaskRegistry,
 };
 use crate::{error::chain, sandbox::Sandbox, ExitStatus};
@@ -165,7 +166,19 @@ impl TaskRegistry {
         };
         tracing::error!(sandbox = %pod_id, reason = %reason, processes = lost.len(),
             "the pod's VM stopped under its tasks; their processes are lost");
+        let notice = format!(
+            "lightpod: the VM of pod {pod_id} stopped ({reason}); this process is lost \
+             (exit code {})",
+            super::VM_LOST_EXIT_CODE
+        );
         for (id, exec_id) in lost {
+            let stdio = self
+                .table()
+                .task(&id)
+                .and_then(|task| task.process(&id, &exec_id).map(|p| p.stdio.clone()));
+            if let Ok(stdio) = stdio {
+                write_notice(&stdio, &notice);
+            }
             self.record_exit(&id, &exec_id, lost_with_vm());
         }
     }

@@ -111,6 +111,36 @@ fn open_sink(stream: &'static str, path: &Path) -> Result<OutputSink, TaskError>
     Ok(Box::new(sender))
 }
 
+/// Writes `line` to the process's error stream (its terminal when it has one), so whoever
+/// reads its output (`ctr`, the CRI log, `kubectl logs`) learns why it ended. Best effort:
+/// never blocks, and a stream without a reader loses the line.
+pub(super) fn write_notice(paths: &StdioPaths, line: &str) {
+    use std::io::Write;
+
+    let target = if paths.terminal {
+        paths.stdout.as_ref()
+    } else {
+        paths.stderr.as_ref()
+    };
+    let Some(path) = target else {
+        return;
+    };
+    let text = path.to_string_lossy();
+    let opened = match text.strip_prefix("file://") {
+        Some(file) => std::fs::OpenOptions::new().append(true).open(file),
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path),
+    };
+    match opened.and_then(|mut f| f.write_all(format!("{line}\n").as_bytes())) {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::debug!(path = %text, error = %e, "write a notice to the process's output")
+        }
+    }
+}
+
 /// The copy tasks of a started process.
 #[derive(Default)]
 pub(super) struct ProcessIo {
