@@ -279,6 +279,7 @@ fn print_timings(sandbox: &Sandbox, process: std::time::Duration, total: std::ti
         "  agent ready (guest up)   {}",
         t.guest_agent_ready.as_millis()
     );
+    eprintln!("  agent answered           {}", t.agent_ready.as_millis());
     eprintln!("  sandbox ready            {}", t.total.as_millis());
     eprintln!("  container create → exit  {}", process.as_millis());
     eprintln!("  total incl. VM stop      {}", total.as_millis());

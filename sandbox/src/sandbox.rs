@@ -43,7 +43,7 @@ pub struct StartTimings {
     pub vm: BootTimings,
     /// The VM was created (VMM running, guest started), from the start.
     pub vm_created: Duration,
-    /// The agent answered, from the start.
+    /// The agent answered its first call, from the start.
     pub agent_ready: Duration,
     /// Guest uptime when the agent's main() began.
     pub guest_agent_start: Duration,
@@ -242,12 +242,12 @@ impl Sandbox {
         let vm_created = started.elapsed();
 
         match Sandbox::connect(vm.clone(), spec.vm.boot_timeout(), pod_network.as_ref()).await {
-            Ok((agent, guest)) => {
+            Ok((agent, guest, agent_answered)) => {
                 let timings = StartTimings {
                     image_ready,
                     vm: vm.timings(),
                     vm_created,
-                    agent_ready: started.elapsed(),
+                    agent_ready: agent_answered.duration_since(started),
                     guest_agent_start: Duration::from_nanos(guest.agent_start_ns),
                     guest_agent_ready: Duration::from_nanos(guest.agent_ready_ns),
                     total: started.elapsed(),
@@ -286,7 +286,7 @@ impl Sandbox {
         vm: Arc<dyn Vm>,
         boot_timeout: Duration,
         pod_network: Option<&PodNetwork>,
-    ) -> Result<(AgentClient, pb::GuestInfo), SandboxError> {
+    ) -> Result<(AgentClient, pb::GuestInfo, Instant), SandboxError> {
         let agent = AgentClient::new(vm.connect_agent().await?);
 
         // The first call waits for the guest to boot; a VM that dies meanwhile ends the wait.
@@ -304,6 +304,7 @@ impl Sandbox {
             }) => return Err(SandboxError::AgentTimeout(boot_timeout)),
             other => other?,
         };
+        let answered = Instant::now();
         if info.api_version != lightpod_proto::API_VERSION {
             return Err(SandboxError::AgentVersion {
                 found: info.api_version,
@@ -319,7 +320,7 @@ impl Sandbox {
         if let Some(pod_network) = pod_network {
             agent.configure_network(&pod_network.to_request()).await?;
         }
-        Ok((agent, info))
+        Ok((agent, info, answered))
     }
 
     /// Starts the port forwarder of a booted sandbox and keeps its network attachment; on
