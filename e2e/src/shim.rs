@@ -9,9 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use lightpod_harness::image::BUSYBOX_IMAGE;
+
 use crate::{
     containerd::{mounts_mentioning, TestNamespace, LIGHTPOD_RUNTIME},
-    image::BUSYBOX_IMAGE,
     leaks::{assert_no_leaks, processes_mentioning},
 };
 
