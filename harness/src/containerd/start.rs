@@ -258,7 +258,12 @@ fn launch(
 
     let started = Instant::now();
     let log = dir.join(LOG_FILE);
-    let pid = spawn(&state.config, &log, options.shim_dir.as_deref())?;
+    // containerd resolves a relative PATH entry against its own working directory.
+    let shim_dir = options
+        .shim_dir
+        .as_deref()
+        .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf()));
+    let pid = spawn(&state.config, &log, shim_dir.as_deref())?;
     state.pid = Some(pid);
     write_state(state, dir)?;
     let ctr = Ctr::new(&state.address);
