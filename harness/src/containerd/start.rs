@@ -258,7 +258,7 @@ fn launch(
 
     let started = Instant::now();
     let log = dir.join(LOG_FILE);
-    // containerd resolves a relative PATH entry against its own working directory.
+    // containerd finds shims with Go's exec.LookPath, which refuses relative PATH entries.
     let shim_dir = options
         .shim_dir
         .as_deref()
