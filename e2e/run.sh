@@ -10,8 +10,11 @@
 # `cargo test --release --workspace`, and stops containerd again, also on failure or ^C.
 #
 # Environment:
-#   LIGHTPOD_E2E_KERNEL   guest kernel for the tests (default: the one built into target/kernel)
-#   LIGHTPOD_TEST_THREADS parallel tests (default 2: each TCG guest keeps a core busy)
+#   LIGHTPOD_E2E_KERNEL      guest kernel for the tests (default: the one built into target/kernel)
+#   LIGHTPOD_TEST_THREADS    parallel tests (default 2: each TCG guest keeps a core busy)
+#   LIGHTPOD_E2E_CNI_BRIDGE  the private containerd's CNI bridge (default lpe2e0)
+#   LIGHTPOD_E2E_CNI_SUBNET  its pod subnet (default 10.250.87.0/24)
+#   LIGHTPOD_E2E_CONTAINERD_LOG_LEVEL  its log level (default info)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,11 +57,17 @@ agent = "$LIGHTPOD_AGENT"
 image_cache = "$here/target/e2e-cache/guest"
 EOF
 
+# The private containerd (lightpod-harness, through the fixture binary built above): its
+# shims come from target/release. LIGHTPOD_E2E_CNI_BRIDGE / LIGHTPOD_E2E_CNI_SUBNET choose
+# another bridge and subnet, so that two runs can share a host.
+fixture=$LIGHTPOD_BIN_DIR/lightpod-e2e-fixture
 containerd_dir=$(mktemp -d /tmp/lightpod-e2e-containerd.XXXXXX)
-stop_containerd() { e2e/containerd/stop.sh "$containerd_dir" || true; }
+stop_containerd() { "$fixture" containerd-stop "$containerd_dir" || true; }
 trap stop_containerd EXIT
 trap 'exit 130' INT TERM
-eval "$(e2e/containerd/start.sh "$containerd_dir" "$LIGHTPOD_BIN_DIR")"
+# Assigned first: `set -e` sees a failed start here, not through eval.
+containerd_env=$("$fixture" containerd-start "$containerd_dir" "$LIGHTPOD_BIN_DIR")
+eval "$containerd_env"
 
 log "running the tests"
 cargo test --release --workspace "$@" -- --test-threads="${LIGHTPOD_TEST_THREADS:-2}"

@@ -1,9 +1,10 @@
-//! The private containerd of a test run, started by `e2e/containerd/start.sh` (never the
-//! system one), and `ctr` against it.
+//! The private containerd of a test run (never the system one), and `ctr` against it.
 //!
-//! The runner starts one containerd per run and exports its address; tests isolate from each
-//! other through containerd namespaces: each `ctr` test works in a [`TestNamespace`] of its
-//! own, and CRI tests share `k8s.io` (the CRI plugin's namespace) with pods of unique uids.
+//! The runner starts one containerd per run with `lightpod-e2e-fixture containerd-start`
+//! (a [`lightpod_harness::containerd::PrivateContainerd`]) and exports its address; tests
+//! isolate from each other through containerd namespaces: each `ctr` test works in a
+//! [`TestNamespace`] of its own, and CRI tests share `k8s.io` (the CRI plugin's namespace)
+//! with pods of unique uids.
 
 mod footprint;
 mod namespace;
@@ -14,22 +15,23 @@ use std::{
 };
 
 pub use footprint::{mounts_mentioning, PodFootprint};
+pub use lightpod_harness::containerd::{CRI_NAMESPACE, LIGHTPOD_RUNTIME, RUNC_RUNTIME};
+use lightpod_harness::{
+    containerd::{DEFAULT_BRIDGE, DEFAULT_SUBNET},
+    cri::CriClient,
+};
 pub use namespace::TestNamespace;
 
-/// The containerd socket; set by `start.sh`.
+/// The containerd socket; printed by `lightpod-e2e-fixture containerd-start`.
 pub const ADDRESS_ENV: &str = "LIGHTPOD_E2E_CONTAINERD_ADDRESS";
-/// The instance directory (root, state, config, log); set by `start.sh`.
+/// The instance directory (root, state, config, log); printed by `containerd-start`.
 pub const DIR_ENV: &str = "LIGHTPOD_E2E_CONTAINERD_DIR";
-/// The CNI bridge of the pod network; set by `start.sh`.
+/// The CNI bridge of the pod network; printed by `containerd-start`, which also reads it.
 pub const BRIDGE_ENV: &str = "LIGHTPOD_E2E_CNI_BRIDGE";
-/// The pod subnet; set by `start.sh`.
+/// The pod subnet; printed by `containerd-start`, which also reads it.
 pub const SUBNET_ENV: &str = "LIGHTPOD_E2E_CNI_SUBNET";
-/// The namespace of the CRI plugin.
-pub const CRI_NAMESPACE: &str = "k8s.io";
-/// containerd's runtime type for runc, the reference the lightpod tests compare with.
-pub const RUNC_RUNTIME: &str = "io.containerd.runc.v2";
-/// containerd's runtime type for lightpod.
-pub const LIGHTPOD_RUNTIME: &str = "io.containerd.lightpod.v2";
+/// containerd's log level for `containerd-start` (default `info`).
+pub const LOG_LEVEL_ENV: &str = "LIGHTPOD_E2E_CONTAINERD_LOG_LEVEL";
 
 /// A running private containerd.
 #[derive(Debug, Clone)]
@@ -52,22 +54,24 @@ pub struct TaskInfo {
 }
 
 impl Containerd {
-    /// The containerd the runner started, from the environment `start.sh` printed. Fails the
-    /// test with instructions when it is not there.
+    /// The containerd the runner started, from the environment `containerd-start` printed.
+    /// Fails the test with instructions when it is not there.
     pub fn from_env() -> Containerd {
         crate::require_root();
         let Some(address) = std::env::var_os(ADDRESS_ENV).map(PathBuf::from) else {
             panic!(
-                "{ADDRESS_ENV} is not set: these tests need the private containerd of \
-                 e2e/containerd/start.sh. Run them with e2e/run.sh, or by hand:\n  \
-                 eval \"$(e2e/containerd/start.sh /tmp/lpe2e)\" && cargo test -p lightpod-e2e \
-                 ...; e2e/containerd/stop.sh /tmp/lpe2e"
+                "{ADDRESS_ENV} is not set: these tests need the private containerd that \
+                 `lightpod-e2e-fixture containerd-start` starts. Run them with e2e/run.sh, or by \
+                 hand (see e2e/containerd/README.md):\n  \
+                 eval \"$(target/release/lightpod-e2e-fixture containerd-start /tmp/lpe2e \
+                 target/release)\" && cargo test --release -p lightpod-e2e ...; \
+                 target/release/lightpod-e2e-fixture containerd-stop /tmp/lpe2e"
             )
         };
         assert!(
             address.exists(),
-            "{} (from {ADDRESS_ENV}) does not exist: is the containerd of e2e/containerd/start.sh \
-             still running?",
+            "{} (from {ADDRESS_ENV}) does not exist: is the containerd of \
+             `lightpod-e2e-fixture containerd-start` still running?",
             address.display()
         );
         let dir = std::env::var_os(DIR_ENV)
@@ -77,9 +81,14 @@ impl Containerd {
         Containerd {
             address,
             dir,
-            bridge: var(BRIDGE_ENV, "lpe2e0"),
-            subnet: var(SUBNET_ENV, "10.250.87.0/24"),
+            bridge: var(BRIDGE_ENV, DEFAULT_BRIDGE),
+            subnet: var(SUBNET_ENV, &DEFAULT_SUBNET.to_string()),
         }
+    }
+
+    /// A CRI client connected to this containerd; fails the test when it cannot connect.
+    pub fn cri(&self) -> CriClient {
+        CriClient::connect(&self.address).unwrap_or_else(|e| panic!("{:#}", anyhow::Error::new(e)))
     }
 
     /// The gRPC socket (CRI is served there too).

@@ -1,21 +1,27 @@
-//! Fixtures shared by lightpod's end-to-end tests: where the built binaries are, a busybox
-//! root filesystem built once per run from Debian's `busybox-static`, a private state
-//! directory per test, and the leak checks every test ends with.
+//! Fixtures shared by lightpod's end-to-end tests: where the built binaries are, the test
+//! images and a busybox root filesystem built once per machine, the private containerd of the
+//! run, a private state directory per test, and the leak checks every test ends with.
 //!
 //! The tests drive real parts only: the `lightpod` binary, QEMU, a real guest kernel, the
-//! static agent. `e2e/run.sh` builds all of them before `cargo test` runs.
+//! static agent, containerd. `e2e/run.sh` builds all of them before `cargo test` runs. What
+//! other front ends share with the tests (images, the CRI client, starting and stopping a
+//! private containerd) lives in `lightpod-harness`; this crate keeps what only tests need.
 
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
 pub mod containerd;
-pub mod cri;
-pub mod image;
 pub mod leaks;
 pub mod rootfs;
 pub mod run;
 pub mod shim;
+pub mod stream;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
+
+use lightpod_harness::image::Images;
 
 /// The workspace root (this crate's parent directory).
 pub fn workspace_root() -> PathBuf {
@@ -66,6 +72,15 @@ pub fn cache_dir() -> PathBuf {
     let dir = workspace_root().join("target/e2e-cache");
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The test images ([`lightpod_harness::image`]), built into [`cache_dir`] on first use.
+pub fn images() -> &'static Images {
+    static IMAGES: OnceLock<Images> = OnceLock::new();
+    IMAGES.get_or_init(|| {
+        Images::build(&cache_dir())
+            .unwrap_or_else(|e| panic!("build the e2e OCI images: {:#}", anyhow::Error::new(e)))
+    })
 }
 
 /// Fails the test unless it runs as root: VMs, mounts and tap devices need it. The test

@@ -9,9 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use lightpod_harness::image::BUSYBOX_IMAGE;
+
 use crate::{
     containerd::{mounts_mentioning, TestNamespace, LIGHTPOD_RUNTIME},
-    image::BUSYBOX_IMAGE,
     leaks::{assert_no_leaks, processes_mentioning},
 };
 
@@ -163,10 +164,18 @@ impl ShimTest {
 
     /// Checks that no process, mount or state of the test's sandboxes is left.
     pub fn assert_nothing_left(&self) {
+        // After a shim died, containerd runs `<shim> delete` for it, which may still be
+        // finishing on a loaded host when the task is already gone.
+        let needle = format!("-namespace {} ", self.ns.name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut shims = processes_mentioning(&needle);
+        while !shims.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            shims = processes_mentioning(&needle);
+        }
         assert_no_leaks(&self.state_dir);
         let mounts = mounts_mentioning(&self.ns.name);
         assert!(mounts.is_empty(), "mounts left behind: {mounts:#?}");
-        let shims = processes_mentioning(&format!("-namespace {} ", self.ns.name));
         assert!(shims.is_empty(), "shims left behind: {shims:#?}");
     }
 }

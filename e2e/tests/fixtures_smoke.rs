@@ -5,7 +5,7 @@
 //!
 //! These tests are the template of lightpod's own: the same calls with the runtime
 //! `io.containerd.lightpod.v2` / handler `lightpod`. They need root and the private
-//! containerd of `e2e/containerd/start.sh` (the runner `e2e/run.sh` starts it).
+//! containerd of `lightpod-e2e-fixture containerd-start` (the runner `e2e/run.sh` starts it).
 
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
@@ -17,13 +17,16 @@ use std::{
 
 use lightpod_e2e::{
     containerd::{Containerd, PodFootprint, TestNamespace, CRI_NAMESPACE, RUNC_RUNTIME},
+    images,
+    stream::{self, CommandStatus, RemoteCommand, STDOUT},
+};
+use lightpod_harness::{
     cri::{
         api::{AttachRequest, ContainerState, ExecRequest},
         log::{self, LogStream},
-        stream::{self, CommandStatus, RemoteCommand, STDOUT},
-        ContainerConfigBuilder, CriClient, CriPod, PodSandboxConfigBuilder,
+        ContainerConfigBuilder, CriPod, PodSandboxConfigBuilder,
     },
-    image::{self, BUSYBOX_IMAGE, PAUSE_IMAGE, WEB_IMAGE, WEB_PAGE, WEB_PORT},
+    image::{BUSYBOX_IMAGE, PAUSE_IMAGE, WEB_IMAGE, WEB_PAGE, WEB_PORT},
 };
 
 /// The CRI runtime handler under test: lightpod's copies of these tests change only this.
@@ -55,7 +58,7 @@ fn http_get(address: &str) -> std::io::Result<String> {
 
 #[test]
 fn image_archives_are_deterministic_and_named() {
-    let first = image::all_images();
+    let first = images().all();
     let names: Vec<&str> = first.iter().map(|i| i.name).collect();
     assert_eq!(names, [BUSYBOX_IMAGE, PAUSE_IMAGE, WEB_IMAGE]);
     for archive in first {
@@ -80,11 +83,11 @@ fn image_archives_are_deterministic_and_named() {
 #[test]
 fn ctr_imports_and_runs_the_busybox_image_with_runc() {
     let ns = TestNamespace::new("ctr-run");
-    let images = ns.ctr_ok(&["images", "ls"]);
-    let busybox = image::all_images()[0].clone();
+    let listed = ns.ctr_ok(&["images", "ls"]);
+    let busybox = &images().busybox;
     assert!(
-        images.contains(BUSYBOX_IMAGE) && images.contains(&busybox.digest),
-        "busybox imported under its name and digest {}: {images}",
+        listed.contains(BUSYBOX_IMAGE) && listed.contains(&busybox.digest),
+        "busybox imported under its name and digest {}: {listed}",
         busybox.digest
     );
 
@@ -149,7 +152,7 @@ fn ctr_imports_and_runs_the_busybox_image_with_runc() {
 
 #[test]
 fn cri_knows_the_imported_images() {
-    let mut cri = CriClient::from_env();
+    let mut cri = Containerd::from_env().cri();
     let version = cri.version().unwrap();
     assert_eq!(version.runtime_name, "containerd");
     for name in [BUSYBOX_IMAGE, PAUSE_IMAGE, WEB_IMAGE] {
@@ -170,7 +173,7 @@ fn cri_knows_the_imported_images() {
 #[test]
 fn cri_pod_runs_logs_execs_and_leaves_nothing() {
     let containerd = Containerd::from_env();
-    let mut cri = CriClient::from_env();
+    let mut cri = containerd.cri();
 
     let start = Instant::now();
     let pod = CriPod::run(
@@ -279,7 +282,7 @@ fn cri_pod_runs_logs_execs_and_leaves_nothing() {
 #[test]
 fn cri_streaming_exec_attach_and_port_forward() {
     let containerd = Containerd::from_env();
-    let mut cri = CriClient::from_env();
+    let mut cri = containerd.cri();
     let pod = CriPod::run(
         &mut cri,
         containerd.address(),
@@ -372,7 +375,7 @@ fn cri_streaming_exec_attach_and_port_forward() {
 #[test]
 fn cri_web_image_answers_on_the_pod_ip_from_the_host() {
     let containerd = Containerd::from_env();
-    let mut cri = CriClient::from_env();
+    let mut cri = containerd.cri();
     let pod = CriPod::run(
         &mut cri,
         containerd.address(),
@@ -431,7 +434,7 @@ fn host_address() -> String {
 #[test]
 fn cri_pod_config_port_mapping_dns_volumes_and_log_reopen() {
     let containerd = Containerd::from_env();
-    let mut cri = CriClient::from_env();
+    let mut cri = containerd.cri();
     let host_port = 18080 + (std::process::id() % 1000) as u16;
     let builder = PodSandboxConfigBuilder::new("config")
         .port_mapping(WEB_PORT, host_port)
@@ -540,7 +543,7 @@ fn cri_pod_config_port_mapping_dns_volumes_and_log_reopen() {
 #[test]
 fn cri_reports_an_unknown_runtime_handler() {
     let containerd = Containerd::from_env();
-    let mut cri = CriClient::from_env();
+    let mut cri = containerd.cri();
     let err = CriPod::run(
         &mut cri,
         containerd.address(),

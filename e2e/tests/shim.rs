@@ -62,7 +62,7 @@ fn a_terminal_is_given_with_tty() {
          sh -c 'tty; stty size'",
         t.ns.containerd.address().display(),
         t.ns.name,
-        lightpod_e2e::image::BUSYBOX_IMAGE
+        lightpod_harness::image::BUSYBOX_IMAGE
     );
     let out = std::process::Command::new("script")
         .args(["-qec", &ctr, "/dev/null"])

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use lightpod_harness::cri::CriClient;
+
 use super::{Containerd, CRI_NAMESPACE};
-use crate::cri::CriClient;
 
 /// The host-side traces of one pod: its network namespace, the host end of its veth, its
 /// containers. Take it while the pod runs, check it after the pod was removed.

@@ -15,7 +15,7 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     /// A fresh namespace for the test `test` in the run's containerd, holding
-    /// [`crate::image::BUSYBOX_IMAGE`].
+    /// [`lightpod_harness::image::BUSYBOX_IMAGE`].
     pub fn new(test: &str) -> TestNamespace {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let containerd = Containerd::from_env();
@@ -31,7 +31,7 @@ impl TestNamespace {
             .ctr_ok("default", &["namespaces", "create", &namespace.name]);
         namespace
             .containerd
-            .import(&namespace.name, &crate::image::busybox_image_tar());
+            .import(&namespace.name, &crate::images().busybox.path);
         namespace
     }
 

@@ -9,9 +9,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::Context;
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
+
+use super::ImageError;
 
 /// A layer tarball in memory and its digest (`sha256:<hex>`), which is also its diff id since
 /// the layer is not compressed.
@@ -26,7 +27,7 @@ pub struct Layer {
 const SKIPPED: &[&str] = &[".complete"];
 
 /// A layer holding the tree under `root` (directories, regular files and symlinks).
-pub fn from_dir(root: &Path) -> anyhow::Result<Layer> {
+pub fn from_dir(root: &Path) -> Result<Layer, ImageError> {
     let mut paths = Vec::new();
     collect(root, Path::new(""), &mut paths)?;
     paths.sort();
@@ -34,28 +35,37 @@ pub fn from_dir(root: &Path) -> anyhow::Result<Layer> {
     let mut builder = tar::Builder::new(Vec::new());
     for rel in &paths {
         let full = root.join(rel);
-        let meta =
-            fs::symlink_metadata(&full).with_context(|| format!("stat {}", full.display()))?;
+        let read_error = |source| ImageError::ReadTree {
+            path: full.clone(),
+            source,
+        };
+        let meta = fs::symlink_metadata(&full).map_err(read_error)?;
         let mode = meta.permissions().mode() & 0o7777;
         let kind = meta.file_type();
         if kind.is_dir() {
             let mut header = header(EntryType::Directory, mode, 0);
-            builder.append_data(&mut header, dir_name(rel), std::io::empty())?;
+            builder
+                .append_data(&mut header, dir_name(rel), std::io::empty())
+                .map_err(ImageError::AssembleTar)?;
         } else if kind.is_symlink() {
-            let target = fs::read_link(&full)?;
+            let target = fs::read_link(&full).map_err(read_error)?;
             let mut header = header(EntryType::Symlink, 0o777, 0);
-            builder.append_link(&mut header, rel, &target)?;
+            builder
+                .append_link(&mut header, rel, &target)
+                .map_err(ImageError::AssembleTar)?;
         } else if kind.is_file() {
-            let data = fs::read(&full).with_context(|| format!("read {}", full.display()))?;
+            let data = fs::read(&full).map_err(read_error)?;
             let mut header = header(EntryType::Regular, mode, data.len() as u64);
-            builder.append_data(&mut header, rel, data.as_slice())?;
+            builder
+                .append_data(&mut header, rel, data.as_slice())
+                .map_err(ImageError::AssembleTar)?;
         }
     }
     finish(builder)
 }
 
 /// A layer holding `files` (path, content, mode) and the directories leading to them.
-pub fn from_files(files: &[(&str, &[u8], u32)]) -> anyhow::Result<Layer> {
+pub fn from_files(files: &[(&str, &[u8], u32)]) -> Result<Layer, ImageError> {
     let mut dirs: Vec<PathBuf> = files
         .iter()
         .flat_map(|(path, _, _)| Path::new(path).ancestors().skip(1).map(Path::to_path_buf))
@@ -67,27 +77,35 @@ pub fn from_files(files: &[(&str, &[u8], u32)]) -> anyhow::Result<Layer> {
     let mut builder = tar::Builder::new(Vec::new());
     for dir in &dirs {
         let mut header = header(EntryType::Directory, 0o755, 0);
-        builder.append_data(&mut header, dir_name(dir), std::io::empty())?;
+        builder
+            .append_data(&mut header, dir_name(dir), std::io::empty())
+            .map_err(ImageError::AssembleTar)?;
     }
     let mut sorted = files.to_vec();
     sorted.sort_by_key(|(path, _, _)| *path);
     for (path, data, mode) in sorted {
         let mut header = header(EntryType::Regular, mode, data.len() as u64);
-        builder.append_data(&mut header, path, data)?;
+        builder
+            .append_data(&mut header, path, data)
+            .map_err(ImageError::AssembleTar)?;
     }
     finish(builder)
 }
 
-fn collect(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+fn collect(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImageError> {
     let dir = root.join(rel);
-    for entry in fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
-        let entry = entry?;
+    let read_error = |source| ImageError::ReadTree {
+        path: dir.clone(),
+        source,
+    };
+    for entry in fs::read_dir(&dir).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
         let child = rel.join(entry.file_name());
         if rel.as_os_str().is_empty() && SKIPPED.iter().any(|s| entry.file_name() == *s) {
             continue;
         }
         out.push(child.clone());
-        if entry.file_type()?.is_dir() {
+        if entry.file_type().map_err(read_error)?.is_dir() {
             collect(root, &child, out)?;
         }
     }
@@ -110,8 +128,8 @@ fn header(kind: EntryType, mode: u32, size: u64) -> Header {
     header
 }
 
-fn finish(builder: tar::Builder<Vec<u8>>) -> anyhow::Result<Layer> {
-    let bytes = builder.into_inner().context("finish layer tarball")?;
+fn finish(builder: tar::Builder<Vec<u8>>) -> Result<Layer, ImageError> {
+    let bytes = builder.into_inner().map_err(ImageError::AssembleTar)?;
     let digest = sha256_digest(&bytes);
     Ok(Layer { bytes, digest })
 }
@@ -124,6 +142,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

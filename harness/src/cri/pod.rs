@@ -1,4 +1,4 @@
-//! A pod sandbox a test runs through CRI, removed when the test drops it.
+//! A pod sandbox run through CRI, removed when its owner drops it.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +8,8 @@ use tonic::Status;
 use super::{CriClient, PodSandboxConfigBuilder};
 
 /// A running pod sandbox and the directory its container logs go to. Dropping it stops and
-/// removes the pod (best effort, so a failed test leaves nothing); [`CriPod::remove`] does
-/// the same and reports errors.
+/// removes the pod (best effort, so a failed test or an interrupted demo leaves nothing);
+/// [`CriPod::remove`] does the same and reports errors.
 pub struct CriPod {
     /// The pod sandbox id.
     pub id: String,
@@ -23,7 +23,12 @@ pub struct CriPod {
 
 impl CriPod {
     /// Runs a pod from `builder` with the runtime handler `handler` ("runc", "lightpod"),
-    /// its log directory a fresh temporary directory.
+    /// its log directory a fresh temporary directory. `socket` is the CRI socket `cri` is
+    /// connected to: dropping the pod connects there again to remove it.
+    ///
+    /// # Errors
+    ///
+    /// RunPodSandbox's status; `Internal` when the log directory cannot be created.
     pub fn run(
         cri: &mut CriClient,
         socket: &Path,
@@ -31,7 +36,7 @@ impl CriPod {
         handler: &str,
     ) -> Result<CriPod, Status> {
         let log_dir = tempfile::Builder::new()
-            .prefix("lightpod-e2e-pod-")
+            .prefix("lightpod-pod-")
             .tempdir()
             .map_err(|e| Status::internal(format!("create a pod log directory: {e}")))?;
         let config = builder.log_directory(log_dir.path()).build();
@@ -71,6 +76,10 @@ impl CriPod {
     }
 
     /// StopPodSandbox then RemovePodSandbox.
+    ///
+    /// # Errors
+    ///
+    /// The status of the call that failed.
     pub fn remove(mut self, cri: &mut CriClient) -> Result<(), Status> {
         self.removed = true;
         cri.stop_pod_sandbox(&self.id)?;
@@ -83,15 +92,18 @@ impl Drop for CriPod {
         if self.removed {
             return;
         }
-        let Ok(mut cri) = CriClient::connect(&self.socket) else {
-            eprintln!("pod {}: cannot reach CRI to remove it", self.id);
-            return;
+        let mut cri = match CriClient::connect(&self.socket) {
+            Ok(cri) => cri,
+            Err(error) => {
+                tracing::warn!(sandbox = %self.id, error = %error, "cannot reach CRI to remove the pod");
+                return;
+            }
         };
-        if let Err(e) = cri
+        if let Err(status) = cri
             .stop_pod_sandbox(&self.id)
             .and_then(|_| cri.remove_pod_sandbox(&self.id))
         {
-            eprintln!("pod {}: removal after the test failed: {e}", self.id);
+            tracing::warn!(sandbox = %self.id, %status, "removing the dropped pod failed");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! marks a partial line (the runtime split a long line, or the process wrote no newline yet)
 //! and `F` the end of one. Partial pieces of a stream join the next pieces of the same stream.
 
-use std::{fmt, path::Path};
+use std::path::{Path, PathBuf};
 
 /// Which output stream a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,8 @@ pub struct LogLine {
 }
 
 /// A line of the file that is not in the CRI log format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}: {text:?}")]
 pub struct LogParseError {
     /// 1-based line number in the file.
     pub line: usize,
@@ -38,19 +39,34 @@ pub struct LogParseError {
     pub text: String,
 }
 
-impl fmt::Display for LogParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "CRI log line {}: {}: {:?}",
-            self.line, self.reason, self.text
-        )
-    }
+/// Why [`read`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogReadError {
+    /// The file could not be read.
+    #[error("read CRI log {}", path.display())]
+    Read {
+        /// The log file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not in the CRI log format.
+    #[error("parse CRI log {}", path.display())]
+    Parse {
+        /// The log file.
+        path: PathBuf,
+        /// The offending line.
+        #[source]
+        source: LogParseError,
+    },
 }
 
-impl std::error::Error for LogParseError {}
-
 /// Parses a whole CRI log, joining partial lines per stream.
+///
+/// # Errors
+///
+/// The first line that is not in the CRI log format.
 pub fn parse(text: &str) -> Result<Vec<LogLine>, LogParseError> {
     let mut lines: Vec<LogLine> = Vec::new();
     // Index in `lines` of the unfinished line of each stream (stdout, stderr).
@@ -102,10 +118,19 @@ pub fn parse(text: &str) -> Result<Vec<LogLine>, LogParseError> {
 }
 
 /// Reads and parses the CRI log at `path`.
-pub fn read(path: &Path) -> anyhow::Result<Vec<LogLine>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("read CRI log {}: {e}", path.display()))?;
-    Ok(parse(&text)?)
+///
+/// # Errors
+///
+/// Fails when the file cannot be read or is not in the CRI log format.
+pub fn read(path: &Path) -> Result<Vec<LogLine>, LogReadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LogReadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text).map_err(|source| LogReadError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The content of the complete lines of `stream`, in order.
@@ -155,6 +180,7 @@ fn is_rfc3339_nano(time: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -10,11 +10,12 @@ use k8s_cri::v1::{
     Mount, MountPropagation, PodSandboxConfig, PodSandboxMetadata, PortMapping, Protocol,
 };
 
-/// The Kubernetes namespace the test pods claim to be in.
+/// The Kubernetes namespace pods claim to be in unless [`PodSandboxConfigBuilder::namespace`]
+/// says otherwise.
 pub const DEFAULT_POD_NAMESPACE: &str = "lightpod-e2e";
 
-/// A [`PodSandboxConfig`] under construction. Every pod gets a unique uid, so two tests (or
-/// two runs) never collide in containerd's name index.
+/// A [`PodSandboxConfig`] under construction. Every pod gets a unique uid, so two pods of the
+/// same name (two tests, two runs) never collide in containerd's name index.
 #[derive(Debug, Clone)]
 pub struct PodSandboxConfigBuilder {
     config: PodSandboxConfig,
@@ -246,6 +247,7 @@ fn unique_suffix() -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

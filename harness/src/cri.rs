@@ -1,17 +1,18 @@
-//! A CRI client for the tests: containerd's CRI plugin driven over its unix socket with the
-//! `k8s-cri` stubs (CRI v1), call by call as kubelet drives it.
+//! A CRI client: containerd's CRI plugin driven over its unix socket with the `k8s-cri` stubs
+//! (CRI v1), call by call as kubelet drives it.
 //!
-//! The client is blocking: it owns a small tokio runtime and waits for each call, so tests
-//! stay plain `#[test]` functions. Every call returns the gRPC [`Status`] on failure, so tests
-//! of bad input can look at its code and message. Streaming calls (exec, attach,
-//! port-forward) return the URL of containerd's streaming server; [`stream`] speaks to it.
+//! The client is blocking: it owns a small tokio runtime and waits for each call, so callers
+//! (tests, the demo, the benchmarks) stay plain synchronous code. Every call returns the gRPC
+//! [`Status`] on failure, so tests of bad input can look at its code and message. Streaming
+//! calls (exec, attach, port-forward) return the URL of containerd's streaming server, which
+//! speaks SPDY and WebSocket to whoever follows it.
 
 mod config;
 pub mod log;
 mod pod;
-pub mod stream;
 
 use std::{
+    io,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -26,7 +27,7 @@ use tonic::{
 };
 
 pub use self::{
-    config::{ContainerConfigBuilder, PodSandboxConfigBuilder},
+    config::{ContainerConfigBuilder, PodSandboxConfigBuilder, DEFAULT_POD_NAMESPACE},
     pod::CriPod,
 };
 pub use k8s_cri::v1 as api;
@@ -34,6 +35,23 @@ pub use k8s_cri::v1 as api;
 /// How long one CRI call may take before the client gives up (RunPodSandbox of a VM pod
 /// under TCG included).
 const CALL_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Why [`CriClient::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CriConnectError {
+    /// The client's tokio runtime could not be built.
+    #[error("build the CRI client's runtime")]
+    BuildRuntime(#[source] io::Error),
+    /// The socket did not accept the connection.
+    #[error("connect to CRI at {}", socket.display())]
+    Connect {
+        /// The CRI socket.
+        socket: PathBuf,
+        /// The cause.
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
 
 /// A connection to a CRI endpoint (containerd's socket, namespace `k8s.io`).
 pub struct CriClient {
@@ -44,36 +62,38 @@ pub struct CriClient {
 
 impl CriClient {
     /// Connects to the CRI endpoint at the unix socket `socket`.
-    pub fn connect(socket: &Path) -> Result<CriClient, tonic::transport::Error> {
+    ///
+    /// # Errors
+    ///
+    /// Fails when nothing accepts connections on `socket`.
+    pub fn connect(socket: &Path) -> Result<CriClient, CriConnectError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("tokio runtime for the CRI client");
-        let socket: PathBuf = socket.to_path_buf();
+            .map_err(CriConnectError::BuildRuntime)?;
+        let path: PathBuf = socket.to_path_buf();
         // The URI is a placeholder: every connection goes to the unix socket.
-        let channel = runtime.block_on(
-            Endpoint::from_static("http://[::]:0")
-                .timeout(CALL_TIMEOUT)
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let socket = socket.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(socket).await?;
-                        Ok::<_, std::io::Error>(TokioIo::new(stream))
-                    }
-                })),
-        )?;
+        let channel = runtime
+            .block_on(
+                Endpoint::from_static("http://[::]:0")
+                    .timeout(CALL_TIMEOUT)
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let path = path.clone();
+                        async move {
+                            let stream = tokio::net::UnixStream::connect(path).await?;
+                            Ok::<_, io::Error>(TokioIo::new(stream))
+                        }
+                    })),
+            )
+            .map_err(|source| CriConnectError::Connect {
+                socket: socket.to_path_buf(),
+                source,
+            })?;
         Ok(CriClient {
             runtime,
             runtime_service: RuntimeServiceClient::new(channel.clone()),
             image_service: ImageServiceClient::new(channel),
         })
-    }
-
-    /// Connects to the private containerd of the test run (see [`crate::containerd`]).
-    pub fn from_env() -> CriClient {
-        let containerd = crate::containerd::Containerd::from_env();
-        CriClient::connect(containerd.address())
-            .unwrap_or_else(|e| panic!("connect to CRI at {}: {e}", containerd.address().display()))
     }
 
     /// Version: runtime name and version, and the CRI version.
@@ -226,20 +246,19 @@ impl CriClient {
         self.call(|mut c| async move { c.runtime_service.exec_sync(request).await })
     }
 
-    /// Exec: the streaming URL for `request` (drive it with [`stream::RemoteCommand`]).
+    /// Exec: the streaming URL for `request`.
     pub fn exec(&mut self, request: ExecRequest) -> Result<String, Status> {
         self.call(|mut c| async move { c.runtime_service.exec(request).await })
             .map(|r| r.url)
     }
 
-    /// Attach: the streaming URL for `request` (drive it with [`stream::RemoteCommand`]).
+    /// Attach: the streaming URL for `request`.
     pub fn attach(&mut self, request: AttachRequest) -> Result<String, Status> {
         self.call(|mut c| async move { c.runtime_service.attach(request).await })
             .map(|r| r.url)
     }
 
-    /// PortForward: the streaming URL forwarding to `ports` of the pod (drive it with
-    /// [`stream::port_forward`]).
+    /// PortForward: the streaming URL forwarding to `ports` of the pod.
     pub fn port_forward(&mut self, pod_id: &str, ports: &[i32]) -> Result<String, Status> {
         let request = PortForwardRequest {
             pod_sandbox_id: pod_id.into(),

@@ -6,11 +6,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::Context;
 use serde_json::json;
 use tar::{EntryType, Header};
 
-use super::layer::{sha256_digest, Layer};
+use super::{
+    layer::{sha256_digest, Layer},
+    ImageError,
+};
 
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
@@ -39,7 +41,7 @@ pub fn write(
     name: &'static str,
     layers: &[&Layer],
     config: serde_json::Value,
-) -> anyhow::Result<ImageArchive> {
+) -> Result<ImageArchive, ImageError> {
     let image_config = json!({
         "architecture": "amd64",
         "os": "linux",
@@ -49,14 +51,14 @@ pub fn write(
             "diff_ids": layers.iter().map(|l| l.digest.as_str()).collect::<Vec<_>>(),
         },
     });
-    let config_bytes = serde_json::to_vec(&image_config)?;
+    let config_bytes = serde_json::to_vec(&image_config).map_err(ImageError::EncodeMetadata)?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "config": descriptor(CONFIG_TYPE, &config_bytes),
         "layers": layers.iter().map(|l| descriptor(LAYER_TYPE, &l.bytes)).collect::<Vec<_>>(),
     });
-    let manifest_bytes = serde_json::to_vec(&manifest)?;
+    let manifest_bytes = serde_json::to_vec(&manifest).map_err(ImageError::EncodeMetadata)?;
     let digest = sha256_digest(&manifest_bytes);
 
     let path = dir.join(format!(
@@ -81,12 +83,19 @@ pub fn write(
     let mut blobs: Vec<&[u8]> = layers.iter().map(|l| l.bytes.as_slice()).collect();
     blobs.push(&config_bytes);
     blobs.push(&manifest_bytes);
-    let archive = archive(&serde_json::to_vec(&index)?, &blobs)?;
+    let index_bytes = serde_json::to_vec(&index).map_err(ImageError::EncodeMetadata)?;
+    let archive = archive(&index_bytes, &blobs).map_err(ImageError::AssembleTar)?;
 
-    // Tests run in parallel: write aside, then rename into place atomically.
+    // Several processes may build at once: write aside, then rename into place atomically.
     let staging = path.with_extension(format!("tar.{}", std::process::id()));
-    fs::write(&staging, archive).with_context(|| format!("write {}", staging.display()))?;
-    fs::rename(&staging, &path).with_context(|| format!("rename to {}", path.display()))?;
+    fs::write(&staging, archive).map_err(|source| ImageError::WriteArchive {
+        path: staging.clone(),
+        source,
+    })?;
+    fs::rename(&staging, &path).map_err(|source| ImageError::WriteArchive {
+        path: path.clone(),
+        source,
+    })?;
     Ok(ImageArchive { name, digest, path })
 }
 
@@ -100,7 +109,7 @@ fn short_name(name: &str) -> &str {
     repo.split(':').next().unwrap_or(repo)
 }
 
-fn archive(index: &[u8], blobs: &[&[u8]]) -> anyhow::Result<Vec<u8>> {
+fn archive(index: &[u8], blobs: &[&[u8]]) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     for dir in ["blobs/", "blobs/sha256/"] {
         let mut header = header(EntryType::Directory, 0o755, 0);
@@ -122,7 +131,7 @@ fn archive(index: &[u8], blobs: &[&[u8]]) -> anyhow::Result<Vec<u8>> {
         let mut header = header(EntryType::Regular, 0o644, data.len() as u64);
         builder.append_data(&mut header, path, data)?;
     }
-    builder.into_inner().context("finish image archive")
+    builder.into_inner()
 }
 
 fn header(kind: EntryType, mode: u32, size: u64) -> Header {
@@ -135,6 +144,7 @@ fn header(kind: EntryType, mode: u32, size: u64) -> Header {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::io::Read;
 
