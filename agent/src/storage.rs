@@ -99,6 +99,21 @@ fn mount_blocking(spec: &StorageSpec) -> Result<(), StorageError> {
         mount_point: spec.mount_point.clone(),
         source: e.into(),
     })?;
+    // Shared, so that containers' slave copies of it see what is mounted below it later
+    // (virtio-fs submounts of host volumes with HostToContainer propagation).
+    nix::mount::mount(
+        None::<&str>,
+        &spec.mount_point,
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .map_err(|e| StorageError::Mount {
+        source_name: spec.source.clone(),
+        fs_type: "shared propagation".to_string(),
+        mount_point: spec.mount_point.clone(),
+        source: e.into(),
+    })?;
     tracing::info!(source = %spec.source, fs_type, mount_point = %spec.mount_point.display(), "storage mounted");
     Ok(())
 }

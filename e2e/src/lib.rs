@@ -11,8 +11,10 @@
 
 pub mod containerd;
 pub mod leaks;
+pub mod lightpod_pod;
 pub mod rootfs;
 pub mod run;
+pub mod scenarios;
 pub mod shim;
 pub mod stream;
 

@@ -21,16 +21,15 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1::{
     image_service_client::ImageServiceClient, runtime_service_client::RuntimeServiceClient, *,
 };
-use tonic::{
-    transport::{Channel, Endpoint, Uri},
-    Status,
-};
+use tonic::transport::{Channel, Endpoint, Uri};
 
 pub use self::{
     config::{ContainerConfigBuilder, PodSandboxConfigBuilder, DEFAULT_POD_NAMESPACE},
     pod::CriPod,
 };
 pub use k8s_cri::v1 as api;
+/// The status a failed CRI call returns, and its code.
+pub use tonic::{Code, Status};
 
 /// How long one CRI call may take before the client gives up (RunPodSandbox of a VM pod
 /// under TCG included).

@@ -345,6 +345,17 @@ fn translate_mount(index: usize, mount: &Mount) -> Result<MountSpec, SpecError> 
                 format!("{} does not exist on the host", source.display()),
             ));
         }
+        // Mounts made inside the container cannot travel out of the VM to the host.
+        if options.iter().any(|o| o == "shared" || o == "rshared") {
+            return Err(invalid(
+                field("options"),
+                format!(
+                    "{} asks for shared (Bidirectional) propagation, which cannot reach the \
+                     host from inside a VM; use HostToContainer (rslave) or None",
+                    destination
+                ),
+            ));
+        }
         return Ok(MountSpec {
             destination,
             fs_type: "bind".into(),

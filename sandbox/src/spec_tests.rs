@@ -158,6 +158,13 @@ fn bad_specs_are_rejected_with_the_field_named() {
             "mounts[0].source",
         ),
         (
+            "bidirectional propagation",
+            "a",
+            json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/tmp",
+                               "options": ["rbind", "rshared"]}]}),
+            "mounts[0].options",
+        ),
+        (
             "relative destination",
             "a",
             json!({"mounts": [{"destination": "x", "type": "tmpfs", "source": "tmpfs"}]}),

@@ -19,5 +19,15 @@ const RUNTIME_ID: &str = "io.containerd.lightpod.v2";
 
 #[tokio::main]
 async fn main() {
-    containerd_shim::asynchronous::run::<shim::LightpodShim>(RUNTIME_ID, None).await;
+    // Given here, not in `Shim::new`: the crate installs its signal handlers and sub-reaper
+    // before it calls `new`. Our own logger (tracing, logfmt); no reaper: the crate's SIGCHLD
+    // handler reaps every child with waitpid(-1), which steals the exit of QEMU and of every
+    // command the shim runs from whoever waits for it (ECHILD).
+    let config = containerd_shim::Config {
+        no_setup_logger: true,
+        no_reaper: true,
+        no_sub_reaper: true,
+        ..Default::default()
+    };
+    containerd_shim::asynchronous::run::<shim::LightpodShim>(RUNTIME_ID, Some(config)).await;
 }

@@ -32,11 +32,8 @@ impl Shim for LightpodShim {
     type T = TaskService;
 
     async fn new(_runtime_id: &str, flags: &Flags, config: &mut ShimConfig) -> Self {
-        // Our own logger (tracing, logfmt); and no reaper: the crate's SIGCHLD handler reaps
-        // any child with waitpid(-1), which would steal QEMU's exit from tokio.
+        // Set again for the logger, which the crate sets up after `new` (see main.rs).
         config.no_setup_logger = true;
-        config.no_reaper = true;
-        config.no_sub_reaper = true;
         LightpodShim {
             namespace: flags.namespace.clone(),
             id: flags.id.clone(),

@@ -74,15 +74,17 @@ fn create(
     sys.unshare(flags)
         .map_err(SetupFailure::io("unshare namespaces"))?;
 
-    // Nothing mounted from here on may leak back into the guest's namespace.
+    // Nothing mounted from here on may leak back into the guest's namespace, while mounts
+    // the host adds to a shared volume later still reach the container (slave, as runc's
+    // default root propagation): a volume with HostToContainer propagation depends on it.
     sys.mount(
         None,
         Path::new("/"),
         None,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
         None,
     )
-    .map_err(SetupFailure::io("make mounts private"))?;
+    .map_err(SetupFailure::io("make mounts slaves of the guest's"))?;
 
     let rootfs = &setup.rootfs;
     if !sys.is_dir(rootfs) {

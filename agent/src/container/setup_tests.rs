@@ -67,7 +67,7 @@ fn create_runs_the_steps_in_order() {
         "no PID namespace"
     );
     let private = at(
-        &|c| matches!(c, Call::Mount { flags, .. } if *flags == MsFlags::MS_REC | MsFlags::MS_PRIVATE),
+        &|c| matches!(c, Call::Mount { flags, .. } if *flags == MsFlags::MS_REC | MsFlags::MS_SLAVE),
         "private",
     );
     let proc_mount = at(

@@ -6,8 +6,9 @@ use std::{
 };
 
 use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, DnsConfig, ImageSpec, KeyValue, LinuxPodSandboxConfig,
-    Mount, MountPropagation, PodSandboxConfig, PodSandboxMetadata, PortMapping, Protocol,
+    ContainerConfig, ContainerMetadata, DnsConfig, ImageSpec, KeyValue, LinuxContainerResources,
+    LinuxPodSandboxConfig, Mount, MountPropagation, PodSandboxConfig, PodSandboxMetadata,
+    PortMapping, Protocol,
 };
 
 /// The Kubernetes namespace pods claim to be in unless [`PodSandboxConfigBuilder::namespace`]
@@ -108,6 +109,16 @@ impl PodSandboxConfigBuilder {
             .linux
             .get_or_insert_with(Default::default)
             .cgroup_parent = parent.into();
+        self
+    }
+
+    /// Sets the pod's summed container limits, as kubelet sends them
+    /// (`LinuxPodSandboxConfig.resources`); containerd annotates the sandbox with them.
+    pub fn resources(mut self, resources: LinuxContainerResources) -> Self {
+        self.config
+            .linux
+            .get_or_insert_with(Default::default)
+            .resources = Some(resources);
         self
     }
 

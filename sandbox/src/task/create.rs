@@ -10,7 +10,7 @@ use super::{
     process::Process,
     role::PodRole,
     rootfs::{self, RootfsMount},
-    stdio::{open_output, StdioPaths},
+    stdio::{open_notice, open_output, StdioPaths},
     task_pid, Pod, Task, TaskError, TaskEvent, TaskRegistry,
 };
 use crate::{
@@ -86,6 +86,7 @@ impl TaskRegistry {
         let pid = task_pid(&sandbox);
         let mut init = Process::new(None, req.stdio.clone(), pid);
         init.output = Some(output);
+        init.notice = open_notice(&req.stdio);
         let task = Task {
             pod_id: pod_id.clone(),
             role: checked.role,

@@ -7,7 +7,7 @@ use super::{
     monitor,
     process::{killed_by, lost_with_vm, Process, ProcessState},
     rootfs,
-    stdio::{open_output, ProcessIo, StdioPaths},
+    stdio::{open_notice, open_output, ProcessIo, StdioPaths},
     Pod, TaskError, TaskEvent, TaskRegistry,
 };
 use crate::{error::chain, sandbox::Sandbox, spec::ProcessSpec, ExitStatus};
@@ -118,8 +118,10 @@ impl TaskRegistry {
                 "exec process {exec_id} in task {id}"
             )));
         }
+        let notice = open_notice(&stdio);
         let mut process = Process::new(Some(spec), stdio, 0);
         process.output = Some(output);
+        process.notice = notice;
         task.execs.insert(exec_id.to_string(), process);
         self.emit(
             &table,

@@ -18,6 +18,9 @@ use crate::{error::chain, sandbox::Sandbox, ExitStatus};
 /// daemon it left behind may hold the pipes open forever.
 const OUTPUT_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
+/// How long a process watcher whose channel broke waits for the VM's exit, to say why.
+const VM_EXIT_WAIT: Duration = Duration::from_secs(5);
+
 /// Starts the watchers of a new pod: its VM's exit, and OOM kills in its guest.
 pub(super) fn spawn_pod_monitors(
     registry: &TaskRegistry,
@@ -63,9 +66,15 @@ pub(super) fn spawn_exit_watch(
         let status = match sandbox.wait(&id, &exec_id).await {
             Ok(status) => status,
             Err(e) => {
-                // The channel broke: the VM is going; its watcher may be first.
+                // The channel broke: the VM is going. Say why in the process's output
+                // before its exit is announced (the VM's own watcher comes later).
                 tracing::debug!(container = %id, exec = %exec_id, error = %chain(&e),
                     "waiting for the process failed");
+                let reason = match tokio::time::timeout(VM_EXIT_WAIT, sandbox.wait_vm()).await {
+                    Ok(exit) => exit.to_string(),
+                    Err(_) => format!("the channel to its agent broke: {}", chain(&e)),
+                };
+                registry.notify_lost(&id, &exec_id, sandbox.id(), &reason);
                 lost_with_vm()
             }
         };
@@ -100,6 +109,7 @@ impl TaskRegistry {
             return;
         }
         process.io.abort();
+        process.notice = None;
         let pid = process.pid;
         // The agent attributes an OOM kill to the process it ended; when that came before
         // the OOM watch saw the cgroup's counter, the event is owed now, ahead of the exit
@@ -120,6 +130,38 @@ impl TaskRegistry {
                 pid,
                 status,
             },
+        );
+    }
+
+    /// Writes why a process is lost with its VM into the process's output, once.
+    fn notify_lost(&self, id: &str, exec_id: &str, pod_id: &str, reason: &str) {
+        let mut stream = {
+            let mut table = self.table();
+            let Ok(process) = table
+                .task_mut(id)
+                .and_then(|task| task.process_mut(id, exec_id))
+            else {
+                return;
+            };
+            if process.state == ProcessState::Stopped {
+                return;
+            }
+            // Taken: one notice per process.
+            match process.notice.take() {
+                Some(stream) => stream,
+                None => return,
+            }
+        };
+        // The backend appends the end of the guest console to a crash reason; the notice
+        // keeps the cause.
+        let reason = reason.split(": console:").next().unwrap_or(reason);
+        write_notice(
+            &mut stream,
+            &format!(
+                "lightpod: the VM of pod {pod_id} stopped ({reason}); this process is lost \
+                 (exit code {})",
+                super::VM_LOST_EXIT_CODE
+            ),
         );
     }
 
@@ -166,19 +208,8 @@ impl TaskRegistry {
         };
         tracing::error!(sandbox = %pod_id, reason = %reason, processes = lost.len(),
             "the pod's VM stopped under its tasks; their processes are lost");
-        let notice = format!(
-            "lightpod: the VM of pod {pod_id} stopped ({reason}); this process is lost \
-             (exit code {})",
-            super::VM_LOST_EXIT_CODE
-        );
         for (id, exec_id) in lost {
-            let stdio = self
-                .table()
-                .task(&id)
-                .and_then(|task| task.process(&id, &exec_id).map(|p| p.stdio.clone()));
-            if let Ok(stdio) = stdio {
-                write_notice(&stdio, &notice);
-            }
+            self.notify_lost(&id, &exec_id, pod_id, &reason);
             self.record_exit(&id, &exec_id, lost_with_vm());
         }
     }

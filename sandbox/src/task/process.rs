@@ -60,6 +60,8 @@ pub(super) struct Process {
     /// Output sinks opened when the process was added, taken when it starts.
     pub output: Option<OpenedOutput>,
     pub io: ProcessIo,
+    /// Where lightpod writes notices into the process's output; dropped with its exit.
+    pub notice: Option<std::fs::File>,
 }
 
 impl Process {
@@ -72,6 +74,7 @@ impl Process {
             exit: watch::Sender::new(None),
             output: None,
             io: ProcessIo::default(),
+            notice: None,
         }
     }
 

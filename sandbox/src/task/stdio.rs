@@ -111,33 +111,43 @@ fn open_sink(stream: &'static str, path: &Path) -> Result<OutputSink, TaskError>
     Ok(Box::new(sender))
 }
 
-/// Writes `line` to the process's error stream (its terminal when it has one), so whoever
-/// reads its output (`ctr`, the CRI log, `kubectl logs`) learns why it ended. Best effort:
-/// never blocks, and a stream without a reader loses the line.
-pub(super) fn write_notice(paths: &StdioPaths, line: &str) {
-    use std::io::Write;
-
+/// A second handle on the process's error stream (its terminal when it has one), opened
+/// with its other stdio, through which lightpod tells whoever reads the output (`ctr`, the
+/// CRI log, `kubectl logs`) why the process ended when it could not say so itself. It keeps
+/// the stream open until the process's exit is recorded: containerd stops reading at end of
+/// file, so a stream opened only once the copies had ended would find no reader.
+pub(super) fn open_notice(paths: &StdioPaths) -> Option<std::fs::File> {
     let target = if paths.terminal {
         paths.stdout.as_ref()
     } else {
         paths.stderr.as_ref()
     };
-    let Some(path) = target else {
-        return;
-    };
+    let path = target?;
     let text = path.to_string_lossy();
     let opened = match text.strip_prefix("file://") {
         Some(file) => std::fs::OpenOptions::new().append(true).open(file),
+        // Read-write, as the output copies open it: never waits for, or needs, a reader.
         None => std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path),
     };
-    match opened.and_then(|mut f| f.write_all(format!("{line}\n").as_bytes())) {
-        Ok(()) => {}
+    match opened {
+        Ok(file) => Some(file),
         Err(e) => {
-            tracing::debug!(path = %text, error = %e, "write a notice to the process's output")
+            tracing::debug!(path = %text, error = %e, "open the notice stream");
+            None
         }
+    }
+}
+
+/// Writes `line` to a notice stream from [`open_notice`]; best effort, never blocks.
+pub(super) fn write_notice(stream: &mut std::fs::File, line: &str) {
+    use std::io::Write;
+
+    if let Err(e) = stream.write_all(format!("{line}\n").as_bytes()) {
+        tracing::debug!(error = %e, "write a notice to the process's output");
     }
 }
 
