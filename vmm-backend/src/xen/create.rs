@@ -1,0 +1,401 @@
+//! Creating a guest: state directory, xl domain configuration, `xl create -F`, the domain id
+//! from xl's log, the console pty from xenstore.
+//!
+//! Everything started is recorded in [`Started`]; a failure at any step unwinds it in reverse
+//! order (domain, xl, state directory) before the error is returned.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use tokio::{
+    process::{Child, Command},
+    sync::oneshot,
+    time::Instant,
+};
+
+use crate::{
+    xen::{
+        config::XenConfig,
+        console::ConsoleStream,
+        domain_config::{DiskAccess, DiskSpec, DomainConfig, VifSpec},
+        exit::{self, ExitLogs},
+        kernel_params::guest_cmdline,
+        validate::validate,
+        vm::{XenVm, XenVmParts},
+        xenstore::Xenstore,
+        xl::{last_lines, Xl},
+    },
+    BootTimings, VmError, VmSpec,
+};
+
+/// How often xl's log and xenstore are polled while a domain is being built.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Files of a VM inside its state directory.
+#[derive(Debug, Clone)]
+pub struct StatePaths {
+    dir: PathBuf,
+}
+
+impl StatePaths {
+    /// The paths under `dir`.
+    pub fn new(dir: PathBuf) -> StatePaths {
+        StatePaths { dir }
+    }
+
+    /// The xl domain configuration.
+    pub fn domain_config(&self) -> PathBuf {
+        self.dir.join("domain.cfg")
+    }
+
+    /// The domain's name, read by the clean-up after a crashed owner.
+    pub fn domain_name(&self) -> PathBuf {
+        self.dir.join("domain")
+    }
+
+    /// Output of `xl create -F`.
+    pub fn xl_log(&self) -> PathBuf {
+        self.dir.join("xl.log")
+    }
+
+    /// Pid of `xl create -F`.
+    pub fn xl_pid(&self) -> PathBuf {
+        self.dir.join("xl.pid")
+    }
+
+    /// The guest console up to the agent's takeover.
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+}
+
+/// The domain name of a VM id.
+pub fn domain_name(id: &str) -> String {
+    format!("lightpod-{id}")
+}
+
+/// What a create has started so far, unwound on failure.
+struct Started {
+    dir: Option<PathBuf>,
+    xl: Option<Child>,
+    domid: Option<u32>,
+}
+
+impl Started {
+    async fn unwind(mut self, xl: &Xl) {
+        if let Some(domid) = self.domid.take() {
+            if let Err(e) = xl.run(&["destroy", &domid.to_string()]).await {
+                tracing::warn!(domid, error = %e, "cannot destroy the half-created domain");
+            }
+        }
+        if let Some(mut child) = self.xl.take() {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+        if let Some(dir) = self.dir.take() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove VM state dir");
+            }
+        }
+    }
+}
+
+/// Creates and boots a guest; see [`crate::Hypervisor::create`].
+pub async fn create(xl: &Xl, config: &XenConfig, spec: VmSpec) -> Result<XenVm, VmError> {
+    let t0 = Instant::now();
+    validate(&spec)?;
+    make_state_dir(&spec.state_dir)?;
+    let mut started = Started {
+        dir: Some(spec.state_dir.clone()),
+        xl: None,
+        domid: None,
+    };
+    match boot(xl, config, &spec, &mut started, t0).await {
+        Ok(vm) => Ok(vm),
+        Err(e) => {
+            started.unwind(xl).await;
+            Err(e)
+        }
+    }
+}
+
+/// Creates the state directory, which must be new: everything in it goes with the VM.
+fn make_state_dir(dir: &Path) -> Result<(), VmError> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| VmError::Io {
+            context: format!("create {}", parent.display()),
+            source,
+        })?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(VmError::InvalidSpec(format!(
+                "state dir {} already exists (clean it up with cleanup_state_dir)",
+                dir.display()
+            )))
+        }
+        Err(source) => Err(VmError::Io {
+            context: format!("create {}", dir.display()),
+            source,
+        }),
+    }
+}
+
+/// The domain configuration of a spec.
+pub fn domain_config(config: &XenConfig, spec: &VmSpec) -> DomainConfig {
+    let disks = spec
+        .block_devices
+        .iter()
+        .zip(b'b'..=b'z')
+        .map(|(block, letter)| DiskSpec {
+            vdev: format!("xvd{}", letter as char),
+            access: if block.readonly {
+                DiskAccess::ReadOnly
+            } else {
+                DiskAccess::ReadWrite
+            },
+            target: block.path.clone(),
+        })
+        .collect();
+    DomainConfig {
+        name: domain_name(&spec.id),
+        guest_type: config.guest_type,
+        kernel: spec.kernel.clone(),
+        ramdisk: spec.initrd.clone(),
+        cmdline: guest_cmdline(&spec.kernel_params),
+        memory_mib: spec.memory_mib,
+        vcpus: spec.vcpus,
+        tsc_mode: config.tsc_mode,
+        disks,
+        vifs: spec
+            .net_devices
+            .iter()
+            .map(|net| VifSpec {
+                mac: net.mac.clone(),
+                mtu: net.mtu,
+                vifname: net.tap_name.clone(),
+                bridge: config.bridge.clone(),
+            })
+            .collect(),
+    }
+}
+
+async fn boot(
+    xl: &Xl,
+    config: &XenConfig,
+    spec: &VmSpec,
+    started: &mut Started,
+    t0: Instant,
+) -> Result<XenVm, VmError> {
+    let deadline = t0 + spec.boot_timeout;
+    let paths = StatePaths::new(spec.state_dir.clone());
+    let domain = domain_config(config, spec);
+    if spec.block_devices.len() > 25 {
+        return Err(VmError::InvalidSpec(
+            "more than 25 block devices (xvdb-xvdz)".into(),
+        ));
+    }
+    let text = domain
+        .render()
+        .map_err(|e| VmError::InvalidSpec(e.to_string()))?;
+    write_file(&paths.domain_config(), &text)?;
+    write_file(&paths.domain_name(), &domain.name)?;
+
+    let child = spawn_xl_create(xl.binary(), &paths)?;
+    let xl_pid = child.id().unwrap_or_default();
+    write_file(&paths.xl_pid(), &xl_pid.to_string())?;
+    started.xl = Some(child);
+    let vmm_spawned = t0.elapsed();
+    tracing::debug!(vm = %spec.id, domain = %domain.name, "xl create started");
+
+    let domid = wait_for_domid(xl, spec, &paths, started, deadline).await?;
+    started.domid = Some(domid);
+    let domain_running = t0.elapsed();
+
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let console_path = console_pty(&config.xenstore_socket, domid, remaining).await?;
+    let console = ConsoleStream::open(&console_path)
+        .map_err(|e| VmError::AgentChannel(std::io::Error::other(e)))?;
+
+    let timings = BootTimings {
+        vmm_spawned: Some(vmm_spawned),
+        vmm_ready: Some(domain_running),
+        guest_started: Some(domain_running),
+        accelerator: None,
+    };
+    tracing::info!(
+        vm = %spec.id,
+        backend = "xen",
+        domain = %domain.name,
+        domid,
+        guest_type = domain.guest_type.xl_name(),
+        domain_running_ms = domain_running.as_millis() as u64,
+        "VM booted"
+    );
+
+    let Some(child) = started.xl.take() else {
+        return Err(VmError::Control("xl child lost".into()));
+    };
+    let (kill_tx, kill_rx) = oneshot::channel();
+    let logs = ExitLogs {
+        xl: paths.xl_log(),
+        console: paths.console_log(),
+    };
+    let exit = exit::watch_exit(child, kill_rx, logs);
+    started.domid = None;
+    started.dir = None;
+    Ok(XenVm::new(XenVmParts {
+        id: spec.id.clone(),
+        domid,
+        state_dir: spec.state_dir.clone(),
+        paths,
+        xl: xl.clone(),
+        xl_pid,
+        console,
+        console_path,
+        boot_timeout: spec.boot_timeout,
+        timings,
+        exit,
+        kill_xl: kill_tx,
+        first_free_disk: spec.block_devices.len(),
+    }))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), VmError> {
+    std::fs::write(path, text).map_err(|source| VmError::Io {
+        context: format!("write {}", path.display()),
+        source,
+    })
+}
+
+/// Starts `xl create -F`: in the foreground, xl watches the domain and exits when it ends,
+/// so the guest has a host process as a QEMU guest does. Its output goes to `xl.log`.
+fn spawn_xl_create(binary: &Path, paths: &StatePaths) -> Result<Child, VmError> {
+    let spawn_err = |source| VmError::SpawnVmm {
+        binary: binary.display().to_string(),
+        source,
+    };
+    let log = std::fs::File::create(paths.xl_log()).map_err(spawn_err)?;
+    let log_err = log.try_clone().map_err(spawn_err)?;
+    Command::new(binary)
+        .arg("create")
+        .arg("-F")
+        .arg(paths.domain_config())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        // A Ctrl-C on the caller's terminal must not end the guest's monitor behind its back.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn_err)
+}
+
+/// Waits for xl's `Waiting for domain <name> (domid <n>) to die` line: the domain is built
+/// and running. When xl exits first, its log says why.
+async fn wait_for_domid(
+    xl: &Xl,
+    spec: &VmSpec,
+    paths: &StatePaths,
+    started: &mut Started,
+    deadline: Instant,
+) -> Result<u32, VmError> {
+    loop {
+        let text = std::fs::read_to_string(paths.xl_log()).unwrap_or_default();
+        if let Some(domid) = parse_domid(&text) {
+            return Ok(domid);
+        }
+        if let Some(child) = started.xl.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                started.xl = None;
+                let text = std::fs::read_to_string(paths.xl_log()).unwrap_or_default();
+                return Err(create_failure(xl, spec, &status.to_string(), &text).await);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(VmError::Timeout(spec.boot_timeout, "xl create"));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The domain id in xl's log.
+pub fn parse_domid(xl_log: &str) -> Option<u32> {
+    xl_log
+        .lines()
+        .filter_map(|l| l.split_once("(domid "))
+        .filter(|(before, _)| before.starts_with("Waiting for domain "))
+        .find_map(|(_, rest)| rest.split(')').next()?.trim().parse().ok())
+}
+
+/// The error of an `xl create` that failed: out of memory (with what Xen has free), or xl's
+/// own words.
+async fn create_failure(xl: &Xl, spec: &VmSpec, status: &str, xl_log: &str) -> VmError {
+    let memory = [
+        "Out of memory",
+        "Cannot allocate memory",
+        "not enough memory",
+    ];
+    if memory.iter().any(|m| xl_log.contains(m)) {
+        if let Ok(info) = xl.info().await {
+            if let Some(free_mib) = info.free_memory_mib() {
+                return VmError::OutOfMemory {
+                    needed_mib: spec.memory_mib,
+                    free_mib,
+                };
+            }
+        }
+    }
+    let lines: Vec<&str> = xl_log
+        .lines()
+        .filter(|l| !l.starts_with("Parsing config from"))
+        .collect();
+    VmError::VmmExited {
+        status: format!("xl create {status}"),
+        log: last_lines(&lines.join("\n"), 4),
+    }
+}
+
+/// The pty xenconsoled made for the domain's console (it writes the path once it has
+/// noticed the new domain).
+async fn console_pty(socket: &Path, domid: u32, limit: Duration) -> Result<PathBuf, VmError> {
+    let key = format!("/local/domain/{domid}/console/tty");
+    let control = |e: crate::xen::xenstore::XenstoreError| VmError::Control(crate::xen::chain(&e));
+    let mut xenstore = Xenstore::connect(socket).await.map_err(control)?;
+    match xenstore
+        .wait_for(&key, POLL, limit)
+        .await
+        .map_err(control)?
+    {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Err(VmError::BackendUnavailable {
+            backend: crate::BackendKind::Xen,
+            reason: format!(
+                "no console pty in xenstore ({key}) after {limit:?}: is xenconsoled running?"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_domain_id_in_xl_output() {
+        let log = "Parsing config from /run/x/domain.cfg\n\
+                   Waiting for domain lightpod-run-1 (domid 12) to die [pid 138]\n";
+        assert_eq!(parse_domid(log), Some(12));
+        assert_eq!(parse_domid("Parsing config from /x\n"), None);
+        assert_eq!(
+            parse_domid("libxl: error: (domid 3) something\n"),
+            None,
+            "only xl's waiting line counts"
+        );
+    }
+}
