@@ -17,6 +17,7 @@ use crate::{
     config::{Config, VmConfig},
     error::{chain, AgentCallError, SandboxError},
     guest,
+    rootfs_image::RootfsImages,
     share::{ContainerMounts, HostMounts, KernelMounts, ShareLayout, GUEST_SHARE_DIR, SHARE_TAG},
     spec::{ContainerSpec, ProcessSpec, ResourceSpec},
 };
@@ -90,6 +91,8 @@ pub struct Sandbox {
     stop_grace: Duration,
     mounts: Arc<dyn HostMounts>,
     containers: Mutex<HashMap<String, ContainerMounts>>,
+    /// Root filesystem images, when the backend cannot share directories.
+    images: Option<RootfsImages>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -155,6 +158,8 @@ impl Sandbox {
     ) -> Result<Sandbox, SandboxError> {
         let image = guest::resolve(&config.guest).await?;
         let image_ready = started.elapsed();
+        // Without shared directories, root filesystems go in as disk images (rootfs_image).
+        let shares = hypervisor.shares_directories();
 
         let vm_spec = VmSpec {
             id: spec.id.clone(),
@@ -164,11 +169,14 @@ impl Sandbox {
             kernel: image.kernel.clone(),
             initrd: image.initrd.clone(),
             kernel_params: spec.vm.kernel_params.clone(),
-            shared_dirs: vec![SharedDir {
-                tag: SHARE_TAG.to_string(),
-                host_path: share.host_root().to_path_buf(),
-                readonly: false,
-            }],
+            shared_dirs: shares
+                .then(|| SharedDir {
+                    tag: SHARE_TAG.to_string(),
+                    host_path: share.host_root().to_path_buf(),
+                    readonly: false,
+                })
+                .into_iter()
+                .collect(),
             net_devices: Vec::new(),
             block_devices: Vec::new(),
             boot_timeout: spec.vm.boot_timeout(),
@@ -176,8 +184,9 @@ impl Sandbox {
         let vm: Arc<dyn Vm> = Arc::from(hypervisor.create(vm_spec).await?);
         let vm_created = started.elapsed();
 
-        match Sandbox::connect(vm.clone(), spec.vm.boot_timeout()).await {
+        match Sandbox::connect(vm.clone(), spec.vm.boot_timeout(), shares).await {
             Ok((agent, guest)) => {
+                let images = (!shares).then(|| RootfsImages::new(dir.join("images"), vm.clone()));
                 let timings = StartTimings {
                     image_ready,
                     vm: vm.timings(),
@@ -205,6 +214,7 @@ impl Sandbox {
                     stop_grace: Duration::from_secs(config.runtime.stop_grace_secs),
                     mounts: Arc::new(KernelMounts),
                     containers: Mutex::new(HashMap::new()),
+                    images,
                 })
             }
             Err(e) => {
@@ -219,6 +229,7 @@ impl Sandbox {
     async fn connect(
         vm: Arc<dyn Vm>,
         boot_timeout: Duration,
+        shares: bool,
     ) -> Result<(AgentClient, pb::GuestInfo), SandboxError> {
         let agent = AgentClient::new(vm.connect_agent().await?);
 
@@ -244,11 +255,13 @@ impl Sandbox {
             });
         }
 
-        let mut share = pb::MountStorageRequest::new();
-        share.driver = "virtiofs".into();
-        share.source = SHARE_TAG.into();
-        share.mount_point = GUEST_SHARE_DIR.into();
-        agent.mount_storage(&share).await?;
+        if shares {
+            let mut share = pb::MountStorageRequest::new();
+            share.driver = "virtiofs".into();
+            share.source = SHARE_TAG.into();
+            share.mount_point = GUEST_SHARE_DIR.into();
+            agent.mount_storage(&share).await?;
+        }
         Ok((agent, info))
     }
 
@@ -316,6 +329,9 @@ impl Sandbox {
         spec: &ContainerSpec,
         mounts: &mut ContainerMounts,
     ) -> Result<(), SandboxError> {
+        if let Some(images) = &self.images {
+            return self.create_from_image(images, spec).await;
+        }
         let host = self.mounts.as_ref();
         // Shared writable even for a read-only rootfs: the agent creates the mount points
         // of the container's mounts (`/etc/resolv.conf` in a pause image) first and makes
@@ -329,6 +345,30 @@ impl Sandbox {
         }
         let req = agent_request::create_container(spec, &self.share);
         self.agent.create_container(&req).await.map(|_| ())
+    }
+
+    /// Creates a container whose root filesystem goes in as a disk image.
+    async fn create_from_image(
+        &self,
+        images: &RootfsImages,
+        spec: &ContainerSpec,
+    ) -> Result<(), SandboxError> {
+        if spec
+            .mounts
+            .iter()
+            .any(|m| matches!(m.source, crate::spec::MountSource::Host(_)))
+        {
+            return Err(SandboxError::NeedsSharedDirectories(
+                "host-path volumes".into(),
+            ));
+        }
+        let mut req = agent_request::create_container(spec, &self.share);
+        images.attach(&spec.id, &spec.rootfs, &mut req).await?;
+        if let Err(e) = self.agent.create_container(&req).await {
+            let _ = images.release(&spec.id, true).await;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Starts a container's init process (`exec_id` empty, `process` ignored) or an extra
@@ -411,6 +451,16 @@ impl Sandbox {
     ///
     /// The container is unknown to the sandbox, or a step failed (all steps are tried).
     pub async fn remove_container(&self, container_id: &str) -> Result<(), SandboxError> {
+        self.remove_container_parts(container_id, true).await
+    }
+
+    /// Removes a container; `detach` says whether its disk image, if any, is detached from
+    /// the VM first (not when the VM is about to go, which releases it anyway).
+    async fn remove_container_parts(
+        &self,
+        container_id: &str,
+        detach: bool,
+    ) -> Result<(), SandboxError> {
         let mut mounts = self
             .containers
             .lock()
@@ -429,7 +479,13 @@ impl Sandbox {
         };
         let on_host = mounts.release(self.mounts.as_ref());
         remove_dir(&self.share.container_dir(container_id));
-        in_guest.and(on_host)
+        let image = match &self.images {
+            Some(images) if in_guest.is_ok() => images.release(container_id, detach).await,
+            // The guest may still use the disk; it goes with the VM.
+            Some(images) => images.release(container_id, false).await,
+            None => Ok(()),
+        };
+        in_guest.and(on_host).and(image)
     }
 
     /// Stops the sandbox: removes its containers, powers the guest off (killing it after the
@@ -441,7 +497,7 @@ impl Sandbox {
     pub async fn stop(&self) -> Result<VmExit, SandboxError> {
         let ids: Vec<String> = self.containers.lock().await.keys().cloned().collect();
         for id in ids {
-            if let Err(e) = self.remove_container(&id).await {
+            if let Err(e) = self.remove_container_parts(&id, false).await {
                 tracing::warn!(sandbox = %self.id, container = %id, error = %chain(&e),
                     "remove container while stopping the sandbox");
             }
