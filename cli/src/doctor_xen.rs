@@ -32,7 +32,10 @@ pub async fn checks(config: &Config) -> Vec<Check> {
             );
             if !host.xenstored {
                 Verdict::Missing(
-                    format!("{text}; xenstored's socket {} is missing", config.xen.xenstore_socket.display()),
+                    format!(
+                        "{text}; xenstored's socket {} is missing",
+                        config.xen.xenstore_socket.display()
+                    ),
                     "start xenstored (xencommons) or set xen.xenstore_socket".into(),
                 )
             } else if !host.xenconsoled {

@@ -64,8 +64,7 @@ impl RootfsImages {
         req: &mut pb::CreateContainerRequest,
     ) -> Result<(), SandboxError> {
         let io = |context: String| move |source| SandboxError::Io { context, source };
-        std::fs::create_dir_all(&self.dir)
-            .map_err(io(format!("create {}", self.dir.display())))?;
+        std::fs::create_dir_all(&self.dir).map_err(io(format!("create {}", self.dir.display())))?;
         let path = self.dir.join(format!("{container}.img"));
         let started = std::time::Instant::now();
         if let Err(e) = build_image(rootfs, &path).await {
@@ -160,7 +159,16 @@ async fn build_image(rootfs: &Path, image: &Path) -> Result<(), SandboxError> {
     drop(file);
     // No journal: the image lives as long as the container, and nothing replays it.
     let output = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-O", "^has_journal", "-m", "0", "-L", "lightpod-rootfs"])
+        .args([
+            "-q",
+            "-F",
+            "-O",
+            "^has_journal",
+            "-m",
+            "0",
+            "-L",
+            "lightpod-rootfs",
+        ])
         .arg("-d")
         .arg(rootfs)
         .arg(image)
@@ -237,7 +245,11 @@ mod tests {
         assert_eq!(req.storages.len(), 1);
         let storage = &req.storages[0];
         assert_eq!(
-            (storage.driver.as_str(), storage.source.as_str(), storage.fs_type.as_str()),
+            (
+                storage.driver.as_str(),
+                storage.source.as_str(),
+                storage.fs_type.as_str()
+            ),
             ("block", "/dev/xvdb", "ext4")
         );
         assert_eq!(storage.mount_point, req.rootfs);

@@ -76,7 +76,10 @@ mod tests {
             ("no options", None, None),
             (
                 "runtimeoptions",
-                Some(options("type.googleapis.com/runtimeoptions.v1.Options", &encoded())),
+                Some(options(
+                    "type.googleapis.com/runtimeoptions.v1.Options",
+                    &encoded(),
+                )),
                 Some("/etc/lightpod/xen.toml"),
             ),
             (

@@ -74,6 +74,9 @@ pub struct XenConfig {
     pub bridge: Option<String>,
     /// How long one `xl` command (block-attach, destroy, …) may take, in seconds.
     pub xl_timeout_secs: u64,
+    /// lightpod's block hotplug script (installed by deploy/install.sh). When it is missing,
+    /// disks go through Xen's own `block` script, which works but takes seconds per disk.
+    pub block_script: PathBuf,
 }
 
 impl Default for XenConfig {
@@ -85,6 +88,7 @@ impl Default for XenConfig {
             xenstore_socket: PathBuf::from("/run/xenstored/socket"),
             bridge: None,
             xl_timeout_secs: 60,
+            block_script: PathBuf::from("/usr/local/lib/lightpod/xen-block-hotplug"),
         }
     }
 }
@@ -101,6 +105,11 @@ impl XenConfig {
             .map(|d| d.join("xl"))
             .chain(XL_FALLBACKS.iter().map(PathBuf::from))
             .find(|p| is_executable(p))
+    }
+
+    /// lightpod's block hotplug script, if it is installed.
+    pub fn find_block_script(&self) -> Option<PathBuf> {
+        is_executable(&self.block_script).then(|| self.block_script.clone())
     }
 }
 

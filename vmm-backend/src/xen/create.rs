@@ -20,7 +20,8 @@ use crate::{
     xen::{
         config::XenConfig,
         console::ConsoleStream,
-        domain_config::{DiskAccess, DiskSpec, DomainConfig, VifSpec},
+        disks::GuestDisks,
+        domain_config::{DomainConfig, VifSpec},
         exit::{self, ExitLogs},
         kernel_params::guest_cmdline,
         validate::validate,
@@ -145,23 +146,22 @@ fn make_state_dir(dir: &Path) -> Result<(), VmError> {
     }
 }
 
-/// The domain configuration of a spec.
-pub fn domain_config(config: &XenConfig, spec: &VmSpec) -> DomainConfig {
+/// The domain configuration of a spec whose block devices `disks` has prepared.
+///
+/// # Errors
+///
+/// A block device cannot be prepared (no name left, no loop device).
+pub fn domain_config(
+    config: &XenConfig,
+    spec: &VmSpec,
+    disks: &GuestDisks,
+) -> Result<DomainConfig, VmError> {
     let disks = spec
         .block_devices
         .iter()
-        .zip(b'b'..=b'z')
-        .map(|(block, letter)| DiskSpec {
-            vdev: format!("xvd{}", letter as char),
-            access: if block.readonly {
-                DiskAccess::ReadOnly
-            } else {
-                DiskAccess::ReadWrite
-            },
-            target: block.path.clone(),
-        })
-        .collect();
-    DomainConfig {
+        .map(|block| disks.prepare(block).map(|disk| disk.spec))
+        .collect::<Result<_, _>>()?;
+    Ok(DomainConfig {
         name: domain_name(&spec.id),
         guest_type: config.guest_type,
         kernel: spec.kernel.clone(),
@@ -181,7 +181,7 @@ pub fn domain_config(config: &XenConfig, spec: &VmSpec) -> DomainConfig {
                 bridge: config.bridge.clone(),
             })
             .collect(),
-    }
+    })
 }
 
 async fn boot(
@@ -193,12 +193,8 @@ async fn boot(
 ) -> Result<XenVm, VmError> {
     let deadline = t0 + spec.boot_timeout;
     let paths = StatePaths::new(spec.state_dir.clone());
-    let domain = domain_config(config, spec);
-    if spec.block_devices.len() > 25 {
-        return Err(VmError::InvalidSpec(
-            "more than 25 block devices (xvdb-xvdz)".into(),
-        ));
-    }
+    let disks = GuestDisks::new(config.find_block_script());
+    let domain = domain_config(config, spec, &disks)?;
     let text = domain
         .render()
         .map_err(|e| VmError::InvalidSpec(e.to_string()))?;
@@ -261,7 +257,7 @@ async fn boot(
         timings,
         exit,
         kill_xl: kill_tx,
-        first_free_disk: spec.block_devices.len(),
+        disks,
     }))
 }
 

@@ -38,6 +38,8 @@ pub struct DiskSpec {
     pub vdev: String,
     /// Read-only or read-write.
     pub access: DiskAccess,
+    /// Hotplug script instead of Xen's `block`.
+    pub script: Option<PathBuf>,
     /// Host file or block device.
     pub target: PathBuf,
 }
@@ -56,8 +58,15 @@ impl DiskSpec {
             DiskAccess::ReadWrite => "rw",
             DiskAccess::ReadOnly => "ro",
         };
+        let script = match &self.script {
+            Some(script) => {
+                let script = script.to_string_lossy();
+                format!("script={},", list_value("disk script", &script)?)
+            }
+            None => String::new(),
+        };
         Ok(format!(
-            "format=raw,vdev={vdev},access={access},target={target}"
+            "format=raw,vdev={vdev},access={access},{script}target={target}"
         ))
     }
 }

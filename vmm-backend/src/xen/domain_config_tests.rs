@@ -44,6 +44,7 @@ fn renders_pvh_tsc_mode_disks_and_vifs() {
         disks: vec![DiskSpec {
             vdev: "xvdb".into(),
             access: DiskAccess::ReadOnly,
+            script: None,
             target: "/run/lightpod/sandboxes/p/blocks/c.img".into(),
         }],
         vifs: vec![VifSpec {
@@ -88,6 +89,7 @@ fn values_that_would_break_the_syntax_are_refused() {
                 disks: vec![DiskSpec {
                     vdev: "xvdb".into(),
                     access: DiskAccess::ReadWrite,
+                    script: None,
                     target: "/tmp/a,script=/evil".into(),
                 }],
                 ..domain()
@@ -116,10 +118,21 @@ fn disk_specs_put_the_target_last() {
     let spec = DiskSpec {
         vdev: "xvdc".into(),
         access: DiskAccess::ReadWrite,
+        script: None,
         target: "/tmp/rootfs.img".into(),
     };
     assert_eq!(
         spec.render().unwrap(),
         "format=raw,vdev=xvdc,access=rw,target=/tmp/rootfs.img"
+    );
+    let with_script = DiskSpec {
+        script: Some("/usr/local/lib/lightpod/xen-block-hotplug".into()),
+        target: "/dev/loop3".into(),
+        ..spec
+    };
+    assert_eq!(
+        with_script.render().unwrap(),
+        "format=raw,vdev=xvdc,access=rw,script=/usr/local/lib/lightpod/xen-block-hotplug,\
+         target=/dev/loop3"
     );
 }

@@ -17,8 +17,8 @@
 //!
 //! Files by concern: [`config`] (the TOML section), [`domain_config`] (the xl configuration),
 //! `kernel_params`, `validate`, [`xl`] (running xl, `xl info`), [`xenstore`] (a minimal
-//! client), [`console`] (the channel), `create`, [`exit`], `vm`, [`cleanup`] (after a
-//! crashed owner) and [`host`] (for `lightpod doctor`).
+//! client), [`console`] (the channel), `disks` and [`loop_device`] (guest disks), `create`,
+//! [`exit`], `vm`, [`cleanup`] (after a crashed owner) and [`host`] (for `lightpod doctor`).
 //!
 //! # Example
 //!
@@ -59,10 +59,12 @@ pub mod cleanup;
 pub mod config;
 pub mod console;
 mod create;
+mod disks;
 pub mod domain_config;
 pub mod exit;
 pub mod host;
 mod kernel_params;
+pub mod loop_device;
 mod validate;
 mod vm;
 pub mod xenstore;
@@ -76,7 +78,7 @@ use self::xl::Xl;
 pub use self::{
     cleanup::{destroy_leftover_domain, XenCleanupError},
     config::{TscMode, XenConfig, XenGuestType},
-    create::{domain_config as domain_config_of, domain_name},
+    create::domain_name,
     host::{probe_host, XenHostReport},
     kernel_params::{guest_cmdline, GUEST_CONSOLE},
     vm::XenVm,
@@ -122,6 +124,11 @@ impl XenHypervisor {
             });
         }
         let xl = Xl::new(binary, Duration::from_secs(config.xl_timeout_secs));
+        if config.find_block_script().is_none() {
+            tracing::warn!(backend = "xen", script = %config.block_script.display(),
+                "lightpod's block hotplug script is not installed; disks go through Xen's \
+                 `block` script, which takes seconds each (deploy/install.sh installs it)");
+        }
         tracing::debug!(backend = "xen", xl = %xl.binary().display(), "xen backend ready");
         Ok(XenHypervisor { config, xl })
     }

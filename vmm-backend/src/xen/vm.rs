@@ -1,7 +1,6 @@
 //! A running Xen guest: agent channel, block devices, pause/resume, wait, stop.
 
 use std::{
-    collections::BTreeSet,
     path::PathBuf,
     sync::{atomic::Ordering, Mutex},
     time::Duration,
@@ -15,7 +14,7 @@ use crate::{
         chain,
         console::ConsoleStream,
         create::StatePaths,
-        domain_config::{DiskAccess, DiskSpec},
+        disks::GuestDisks,
         exit::{ExitLogs, ExitWatch},
         xl::Xl,
     },
@@ -24,9 +23,6 @@ use crate::{
 
 /// How long the `xl create -F` monitor may take to exit after the domain is destroyed.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Guest disk letters: `xvdb` … `xvdz` (`xvda` is left to the conventional root disk).
-const DISK_LETTERS: std::ops::RangeInclusive<u8> = b'b'..=b'z';
 
 /// What `XenVm::new` is built from.
 pub(crate) struct XenVmParts {
@@ -42,8 +38,8 @@ pub(crate) struct XenVmParts {
     pub timings: BootTimings,
     pub exit: ExitWatch,
     pub kill_xl: oneshot::Sender<()>,
-    /// Disks attached at create take the first letters.
-    pub first_free_disk: usize,
+    /// The disks attached at create.
+    pub disks: GuestDisks,
 }
 
 /// What `stop` (or drop) still has to release.
@@ -69,14 +65,13 @@ pub struct XenVm {
     exit: ExitWatch,
     /// The console as opened at create, until the first `connect_agent` takes it.
     console: tokio::sync::Mutex<Option<ConsoleStream>>,
-    disks: Mutex<BTreeSet<u8>>,
+    disks: GuestDisks,
     owned: Mutex<Owned>,
     stop_lock: tokio::sync::Mutex<()>,
 }
 
 impl XenVm {
     pub(crate) fn new(parts: XenVmParts) -> XenVm {
-        let disks = DISK_LETTERS.take(parts.first_free_disk).collect();
         XenVm {
             id: parts.id,
             domid: parts.domid,
@@ -89,7 +84,7 @@ impl XenVm {
             timings: parts.timings,
             exit: parts.exit,
             console: tokio::sync::Mutex::new(Some(parts.console)),
-            disks: Mutex::new(disks),
+            disks: parts.disks,
             owned: Mutex::new(Owned {
                 kill_xl: Some(parts.kill_xl),
                 released: false,
@@ -125,10 +120,6 @@ impl XenVm {
 
     fn lock_owned(&self) -> std::sync::MutexGuard<'_, Owned> {
         self.owned.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn lock_disks(&self) -> std::sync::MutexGuard<'_, BTreeSet<u8>> {
-        self.disks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Ends the domain: `xl destroy`, then the monitor is killed if it does not exit.
@@ -214,28 +205,8 @@ impl Vm for XenVm {
     }
 
     async fn attach_block(&self, device: BlockDevice) -> Result<String, VmError> {
-        let letter = {
-            let mut used = self.lock_disks();
-            let free = DISK_LETTERS.clone().find(|l| !used.contains(l));
-            let Some(letter) = free else {
-                return Err(VmError::InvalidSpec(
-                    "no free guest disk name left (xvdb-xvdz are taken)".into(),
-                ));
-            };
-            used.insert(letter);
-            letter
-        };
-        let vdev = format!("xvd{}", letter as char);
-        let spec = DiskSpec {
-            vdev: vdev.clone(),
-            access: if device.readonly {
-                DiskAccess::ReadOnly
-            } else {
-                DiskAccess::ReadWrite
-            },
-            target: device.path.clone(),
-        };
-        let attached = match spec.render() {
+        let disk = self.disks.prepare(&device)?;
+        let attached = match disk.spec.render() {
             Ok(text) => self
                 .xl
                 .run(&["block-attach", &self.domid.to_string(), &text])
@@ -244,28 +215,26 @@ impl Vm for XenVm {
             Err(e) => Err(VmError::InvalidSpec(e.to_string())),
         };
         if let Err(e) = attached {
-            self.lock_disks().remove(&letter);
+            self.disks.release(disk.letter);
             return Err(e);
         }
-        tracing::debug!(vm = %self.id, %vdev, path = %device.path.display(), "disk attached");
-        Ok(format!("/dev/{vdev}"))
+        tracing::debug!(vm = %self.id, vdev = %disk.spec.vdev, path = %device.path.display(),
+            target = %disk.spec.target.display(), "disk attached");
+        Ok(disk.guest_path())
     }
 
     async fn detach_block(&self, guest_path: &str) -> Result<(), VmError> {
-        let vdev = guest_path.strip_prefix("/dev/").unwrap_or(guest_path);
-        let letter = match vdev.strip_prefix("xvd").map(str::as_bytes) {
-            Some([letter]) if self.lock_disks().contains(letter) => *letter,
-            _ => {
-                return Err(VmError::InvalidSpec(format!(
-                    "{guest_path} is not a disk this VM attached"
-                )))
-            }
+        let Some(letter) = self.disks.letter_of(guest_path) else {
+            return Err(VmError::InvalidSpec(format!(
+                "{guest_path} is not a disk this VM attached"
+            )));
         };
+        let vdev = format!("xvd{}", letter as char);
         self.xl
-            .run(&["block-detach", &self.domid.to_string(), vdev])
+            .run(&["block-detach", &self.domid.to_string(), &vdev])
             .await
             .map_err(|e| VmError::Control(chain(&e)))?;
-        self.lock_disks().remove(&letter);
+        self.disks.release(letter);
         Ok(())
     }
 
@@ -306,6 +275,8 @@ impl Vm for XenVm {
         if self.lock_owned().released {
             return Ok(exit);
         }
+        // The domain is gone and blkback has let go of its disks.
+        self.disks.release_all();
         match std::fs::remove_dir_all(&self.state_dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
