@@ -9,7 +9,7 @@
 # Environment (all required; e2e/run.sh and the test set them):
 #   LIGHTPOD_BIN_DIR      directory holding the `lightpod` binary
 #   LIGHTPOD_AGENT        the static agent
-#   LIGHTPOD_XEN_KERNEL   the guest kernel
+#   LIGHTPOD_XEN_KERNEL   the guest kernel (a bzImage; a `vmlinux` beside it goes along)
 #   LIGHTPOD_XEN_ROOTFS   a busybox root filesystem directory
 # Output: WORK/out/{xen.elf,vmlinux,dom0.cpio}
 set -euo pipefail
@@ -121,7 +121,12 @@ copy_libs "$init/usr/bin/lightpod" /usr/sbin/mkfs.ext4
 cp "$LIGHTPOD_AGENT" "$init/lightpod/lightpod-agent"
 install -D -m 0755 "$here/../../vmm-backend/xen/block-hotplug" \
     "$init/usr/local/lib/lightpod/xen-block-hotplug"
-cp "$LIGHTPOD_XEN_KERNEL" "$init/lightpod/vmlinuz"
+# The guest kernel, with the ELF vmlinux beside it when there is one (the Xen backend boots
+# that: libxc loads it without decompressing).
+mkdir -p "$init/lightpod/kernel"
+cp "$LIGHTPOD_XEN_KERNEL" "$init/lightpod/kernel/vmlinuz"
+elf=$(dirname "$LIGHTPOD_XEN_KERNEL")/vmlinux
+[[ ! -f $elf ]] || cp "$elf" "$init/lightpod/kernel/vmlinux"
 cp -a "$LIGHTPOD_XEN_ROOTFS" "$init/rootfs"
 rm -f "$init/rootfs/.complete"
 cp "$here/dom0-init.sh" "$init/init"

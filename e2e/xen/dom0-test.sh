@@ -36,7 +36,7 @@ backend = "xen"
 [vm]
 boot_timeout_secs = 120
 [guest]
-kernel = "/lightpod/vmlinuz"
+kernel = "/lightpod/kernel/vmlinuz"
 agent = "/lightpod/lightpod-agent"
 image_cache = "/var/lib/lightpod/guest"
 CONF
