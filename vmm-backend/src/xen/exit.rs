@@ -96,9 +96,9 @@ pub fn watch_exit(mut child: Child, kill: oneshot::Receiver<()>, logs: ExitLogs)
 pub fn shutdown_reason(xl_log: &str) -> Option<u32> {
     xl_log
         .lines()
+        .rev()
         .filter_map(|l| l.split_once("has shut down, reason code "))
-        .filter_map(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
-        .last()
+        .find_map(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
 }
 
 /// How a guest ended, from xl's log, its exit status, and whether the host was stopping it.
@@ -144,6 +144,10 @@ mod tests {
         ExitStatus::from_raw(code << 8)
     }
 
+    /// A case: name, xl's log, its exit status, whether the host was stopping, and the
+    /// expected exit (`Err` holds a text the crash reason must contain).
+    type Case<'a> = (&'a str, &'a str, ExitStatus, bool, Result<VmExit, &'a str>);
+
     #[test]
     fn exit_classification() {
         let poweroff = format!(
@@ -153,7 +157,7 @@ mod tests {
         let crash = format!("{WAITING}Domain 4 has shut down, reason code 3 0x0\n");
         let destroyed = format!("{WAITING}Domain 4 has been destroyed.\n");
         let tail = || "console: Kernel panic - not syncing".to_string();
-        let cases: Vec<(&str, &str, ExitStatus, bool, Result<VmExit, &str>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "guest poweroff",
                 &poweroff,

@@ -111,7 +111,7 @@ impl LoopDevice {
         Err(LoopError::Bind {
             device: PathBuf::from("/dev/loop*"),
             image: image.to_path_buf(),
-            source: last.unwrap_or_else(|| std::io::ErrorKind::ResourceBusy.into()),
+            source: last.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EBUSY)),
         })
     }
 
