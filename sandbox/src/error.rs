@@ -147,7 +147,8 @@ impl SandboxError {
             SandboxError::Vm(VmError::OutOfMemory { .. } | VmError::BackendUnavailable { .. }) => {
                 ErrorKind::Unavailable
             }
-            SandboxError::Vm(VmError::Unsupported { .. }) => ErrorKind::Unimplemented,
+            SandboxError::Vm(VmError::Unsupported(_)) => ErrorKind::Unimplemented,
+            SandboxError::Vm(VmError::AgentNotReady { .. }) => ErrorKind::DeadlineExceeded,
             SandboxError::NeedsSharedDirectories(_) => ErrorKind::FailedPrecondition,
             SandboxError::Vm(VmError::Timeout(..)) => ErrorKind::DeadlineExceeded,
             SandboxError::Vm(_) => ErrorKind::Internal,

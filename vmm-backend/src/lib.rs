@@ -109,12 +109,16 @@ pub enum VmError {
         reason: String,
     },
     /// The backend does not offer this operation.
-    #[error("the {backend} backend does not support {what}")]
-    Unsupported {
-        /// The backend.
-        backend: BackendKind,
-        /// The operation.
-        what: &'static str,
+    #[error("this backend does not support {0}")]
+    Unsupported(&'static str),
+    /// The guest runs, but its agent did not take up the channel in time; `log` holds the
+    /// end of the guest's boot log.
+    #[error("the guest agent was not ready within {waited:?}: {log}")]
+    AgentNotReady {
+        /// How long the backend waited.
+        waited: Duration,
+        /// The end of the boot log.
+        log: String,
     },
     /// An I/O error on the host while preparing or cleaning up the VM.
     #[error("{context}")]
@@ -173,10 +177,9 @@ pub trait Vm: Send + Sync {
     /// backend's failure to attach it.
     async fn attach_block(&self, device: BlockDevice) -> Result<String, VmError> {
         let _ = device;
-        Err(VmError::Unsupported {
-            backend: self.backend(),
-            what: "attaching block devices to a running guest",
-        })
+        Err(VmError::Unsupported(
+            "attaching block devices to a running guest",
+        ))
     }
 
     /// Detaches a block device [`Vm::attach_block`] attached, by its guest path. The guest
@@ -187,14 +190,10 @@ pub trait Vm: Send + Sync {
     /// The device is unknown, or the backend failed to detach it.
     async fn detach_block(&self, guest_path: &str) -> Result<(), VmError> {
         let _ = guest_path;
-        Err(VmError::Unsupported {
-            backend: self.backend(),
-            what: "detaching block devices from a running guest",
-        })
+        Err(VmError::Unsupported(
+            "detaching block devices from a running guest",
+        ))
     }
-
-    /// Which backend runs this VM.
-    fn backend(&self) -> BackendKind;
 
     /// Suspends every vCPU of the guest.
     async fn pause(&self) -> Result<(), VmError>;

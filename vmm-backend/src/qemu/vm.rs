@@ -12,7 +12,7 @@ use tokio::{net::UnixStream, sync::oneshot};
 
 use crate::{
     qemu::{process::ExitWatch, qmp::QmpConnection, virtiofsd::Virtiofsd},
-    AgentStream, BackendKind, BootTimings, Vm, VmError, VmExit,
+    AgentStream, BootTimings, Vm, VmError, VmExit,
 };
 
 /// How long a QMP command may take.
@@ -120,10 +120,6 @@ impl Vm for QemuVm {
 
     fn vmm_pid(&self) -> Option<u32> {
         Some(self.qemu_pid)
-    }
-
-    fn backend(&self) -> BackendKind {
-        BackendKind::Qemu
     }
 
     fn host_pids(&self) -> Vec<u32> {

@@ -18,6 +18,7 @@ use tokio::{
 
 use crate::{
     xen::{
+        chain,
         config::XenConfig,
         console::ConsoleStream,
         disks::GuestDisks,
@@ -27,7 +28,7 @@ use crate::{
         validate::validate,
         vm::{XenVm, XenVmParts},
         xenstore::Xenstore,
-        xl::{last_lines, Xl},
+        xl::{last_lines, Xl, XlError},
     },
     BootTimings, VmError, VmSpec,
 };
@@ -82,19 +83,31 @@ pub fn domain_name(id: &str) -> String {
 struct Started {
     dir: Option<PathBuf>,
     xl: Option<Child>,
+    /// The domain's name, once `xl create` runs: a create stopped half-way may have left a
+    /// domain whose id nobody learnt.
+    name: Option<String>,
     domid: Option<u32>,
 }
 
 impl Started {
     async fn unwind(mut self, xl: &Xl) {
-        if let Some(domid) = self.domid.take() {
-            if let Err(e) = xl.run(&["destroy", &domid.to_string()]).await {
-                tracing::warn!(domid, error = %e, "cannot destroy the half-created domain");
-            }
-        }
         if let Some(mut child) = self.xl.take() {
+            // xl must not go on building while the domain is destroyed under it.
             let _ = child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+        let target = match (self.domid.take(), self.name.take()) {
+            (Some(domid), _) => Some(domid.to_string()),
+            (None, name) => name,
+        };
+        if let Some(target) = target {
+            match xl.run(&["destroy", &target]).await {
+                Ok(_) => tracing::debug!(domain = %target, "half-created domain destroyed"),
+                // After a clean failure xl has removed the domain itself.
+                Err(XlError::Failed { output, .. }) if output.contains("invalid domain") => {}
+                Err(e) => tracing::warn!(domain = %target, error = %chain(&e),
+                    "cannot destroy the half-created domain"),
+            }
         }
         if let Some(dir) = self.dir.take() {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -112,6 +125,7 @@ pub async fn create(xl: &Xl, config: &XenConfig, spec: VmSpec) -> Result<XenVm, 
     let mut started = Started {
         dir: Some(spec.state_dir.clone()),
         xl: None,
+        name: None,
         domid: None,
     };
     match boot(xl, config, &spec, &mut started, t0).await {
@@ -201,6 +215,7 @@ async fn boot(
     write_file(&paths.domain_config(), &text)?;
     write_file(&paths.domain_name(), &domain.name)?;
 
+    started.name = Some(domain.name.clone());
     let child = spawn_xl_create(xl.binary(), &paths)?;
     let xl_pid = child.id().unwrap_or_default();
     write_file(&paths.xl_pid(), &xl_pid.to_string())?;
@@ -243,6 +258,7 @@ async fn boot(
     };
     let exit = exit::watch_exit(child, kill_rx, logs);
     started.domid = None;
+    started.name = None;
     started.dir = None;
     Ok(XenVm::new(XenVmParts {
         id: spec.id.clone(),
@@ -319,7 +335,9 @@ async fn wait_for_domid(
         }
         if let Some(child) = started.xl.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
+                // xl failed on its own and removed what it had built.
                 started.xl = None;
+                started.name = None;
                 let text = std::fs::read_to_string(paths.xl_log()).unwrap_or_default();
                 return Err(create_failure(xl, spec, &status.to_string(), &text).await);
             }

@@ -18,7 +18,7 @@ use crate::{
         exit::{ExitLogs, ExitWatch},
         xl::Xl,
     },
-    AgentStream, BackendKind, BlockDevice, BootTimings, Vm, VmError, VmExit,
+    AgentStream, BlockDevice, BootTimings, Vm, VmError, VmExit,
 };
 
 /// How long the `xl create -F` monitor may take to exit after the domain is destroyed.
@@ -161,10 +161,12 @@ impl XenVm {
                 tracing::debug!(vm = %self.id, "agent took over the console");
                 Ok(Box::new(console))
             }
-            Err(crate::xen::console::ConsoleError::Timeout(limit)) => Err(VmError::VmmExited {
-                status: format!("no agent on the console after {limit:?}"),
-                log: self.logs().tail(),
-            }),
+            Err(crate::xen::console::ConsoleError::Timeout(waited)) => {
+                Err(VmError::AgentNotReady {
+                    waited,
+                    log: self.logs().tail(),
+                })
+            }
             Err(e) => Err(VmError::AgentChannel(std::io::Error::other(e))),
         }
     }
@@ -183,10 +185,6 @@ impl Vm for XenVm {
 
     fn host_pids(&self) -> Vec<u32> {
         vec![self.xl_pid]
-    }
-
-    fn backend(&self) -> BackendKind {
-        BackendKind::Xen
     }
 
     async fn connect_agent(&self) -> Result<AgentStream, VmError> {
