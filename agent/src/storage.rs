@@ -89,6 +89,7 @@ fn mount_blocking(spec: &StorageSpec) -> Result<(), StorageError> {
     }
     fs::create_dir_all(&spec.mount_point)
         .map_err(|e| StorageError::CreateMountPoint(spec.mount_point.clone(), e))?;
+    let deadline = Instant::now() + DEVICE_WAIT;
     if spec.driver == StorageDriver::Block {
         wait_for_device(Path::new(&spec.source), DEVICE_WAIT)?;
     }
@@ -97,14 +98,26 @@ fn mount_blocking(spec: &StorageSpec) -> Result<(), StorageError> {
         StorageDriver::Block => spec.fs_type.as_str(),
     };
     let flags = spec.options.ms_flags() - (MsFlags::MS_BIND | MsFlags::MS_REC);
-    nix::mount::mount(
-        Some(spec.source.as_str()),
-        &spec.mount_point,
-        Some(fs_type),
-        flags,
-        spec.options.data(),
-    )
-    .map_err(|e| StorageError::Mount {
+    let mount = || {
+        nix::mount::mount(
+            Some(spec.source.as_str()),
+            &spec.mount_point,
+            Some(fs_type),
+            flags,
+            spec.options.data(),
+        )
+    };
+    let mut result = mount();
+    // The node of a hot-plugged disk appears a moment before the disk opens: until its
+    // driver has finished adding it, opening it fails with ENXIO.
+    while spec.driver == StorageDriver::Block
+        && result == Err(nix::errno::Errno::ENXIO)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+        result = mount();
+    }
+    result.map_err(|e| StorageError::Mount {
         source_name: spec.source.clone(),
         fs_type: fs_type.to_string(),
         mount_point: spec.mount_point.clone(),
