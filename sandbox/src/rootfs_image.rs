@@ -16,7 +16,13 @@ use lightpod_proto::agent as pb;
 use lightpod_vmm::{BlockDevice, Vm};
 use tokio::{process::Command, sync::Mutex};
 
-use crate::error::{chain, SandboxError};
+use crate::{
+    agent::AgentClient,
+    agent_request,
+    error::{chain, SandboxError},
+    share::ShareLayout,
+    spec::{ContainerSpec, MountSource},
+};
 
 /// Where the agent mounts containers' storage in the guest.
 pub const GUEST_STORAGE_DIR: &str = "/run/lightpod/storage";
@@ -50,6 +56,37 @@ impl RootfsImages {
         }
     }
 
+    /// Creates `spec`'s container in the guest behind `agent`, its root filesystem as an
+    /// image. On error nothing of it is left.
+    ///
+    /// # Errors
+    ///
+    /// The container has host-path volumes (they need shared directories), or the image or
+    /// the agent failed.
+    pub async fn create_container(
+        &self,
+        agent: &AgentClient,
+        share: &ShareLayout,
+        spec: &ContainerSpec,
+    ) -> Result<(), SandboxError> {
+        if spec
+            .mounts
+            .iter()
+            .any(|m| matches!(m.source, MountSource::Host(_)))
+        {
+            return Err(SandboxError::NeedsSharedDirectories(
+                "host-path volumes".into(),
+            ));
+        }
+        let mut req = agent_request::create_container(spec, share);
+        self.attach(&spec.id, &spec.rootfs, &mut req).await?;
+        if let Err(e) = agent.create_container(&req).await {
+            let _ = self.release(&spec.id, true).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Builds the image of `container`'s root filesystem `rootfs`, attaches it to the guest,
     /// and points `req` at it: the image as a storage of the container, mounted at the
     /// rootfs path. On error nothing is left.
@@ -57,7 +94,7 @@ impl RootfsImages {
     /// # Errors
     ///
     /// The image cannot be built or attached.
-    pub async fn attach(
+    async fn attach(
         &self,
         container: &str,
         rootfs: &Path,

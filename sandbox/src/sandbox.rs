@@ -330,7 +330,9 @@ impl Sandbox {
         mounts: &mut ContainerMounts,
     ) -> Result<(), SandboxError> {
         if let Some(images) = &self.images {
-            return self.create_from_image(images, spec).await;
+            return images
+                .create_container(&self.agent, &self.share, spec)
+                .await;
         }
         let host = self.mounts.as_ref();
         // Shared writable even for a read-only rootfs: the agent creates the mount points
@@ -345,30 +347,6 @@ impl Sandbox {
         }
         let req = agent_request::create_container(spec, &self.share);
         self.agent.create_container(&req).await.map(|_| ())
-    }
-
-    /// Creates a container whose root filesystem goes in as a disk image.
-    async fn create_from_image(
-        &self,
-        images: &RootfsImages,
-        spec: &ContainerSpec,
-    ) -> Result<(), SandboxError> {
-        if spec
-            .mounts
-            .iter()
-            .any(|m| matches!(m.source, crate::spec::MountSource::Host(_)))
-        {
-            return Err(SandboxError::NeedsSharedDirectories(
-                "host-path volumes".into(),
-            ));
-        }
-        let mut req = agent_request::create_container(spec, &self.share);
-        images.attach(&spec.id, &spec.rootfs, &mut req).await?;
-        if let Err(e) = self.agent.create_container(&req).await {
-            let _ = images.release(&spec.id, true).await;
-            return Err(e);
-        }
-        Ok(())
     }
 
     /// Starts a container's init process (`exec_id` empty, `process` ignored) or an extra

@@ -22,9 +22,9 @@ use crate::{
         config::XenConfig,
         console::ConsoleStream,
         disks::GuestDisks,
-        domain_config::{DomainConfig, VifSpec},
+        domain::domain_config,
         exit::{self, ExitLogs},
-        kernel_params::guest_cmdline,
+        state::{make_state_dir, write_file, StatePaths},
         validate::validate,
         vm::{XenVm, XenVmParts},
         xenstore::Xenstore,
@@ -35,49 +35,6 @@ use crate::{
 
 /// How often xl's log and xenstore are polled while a domain is being built.
 const POLL: Duration = Duration::from_millis(10);
-
-/// Files of a VM inside its state directory.
-#[derive(Debug, Clone)]
-pub struct StatePaths {
-    dir: PathBuf,
-}
-
-impl StatePaths {
-    /// The paths under `dir`.
-    pub fn new(dir: PathBuf) -> StatePaths {
-        StatePaths { dir }
-    }
-
-    /// The xl domain configuration.
-    pub fn domain_config(&self) -> PathBuf {
-        self.dir.join("domain.cfg")
-    }
-
-    /// The domain's name, read by the clean-up after a crashed owner.
-    pub fn domain_name(&self) -> PathBuf {
-        self.dir.join("domain")
-    }
-
-    /// Output of `xl create -F`.
-    pub fn xl_log(&self) -> PathBuf {
-        self.dir.join("xl.log")
-    }
-
-    /// Pid of `xl create -F`.
-    pub fn xl_pid(&self) -> PathBuf {
-        self.dir.join("xl.pid")
-    }
-
-    /// The guest console up to the agent's takeover.
-    pub fn console_log(&self) -> PathBuf {
-        self.dir.join("console.log")
-    }
-}
-
-/// The domain name of a VM id.
-pub fn domain_name(id: &str) -> String {
-    format!("lightpod-{id}")
-}
 
 /// What a create has started so far, unwound on failure.
 struct Started {
@@ -135,67 +92,6 @@ pub async fn create(xl: &Xl, config: &XenConfig, spec: VmSpec) -> Result<XenVm, 
             Err(e)
         }
     }
-}
-
-/// Creates the state directory, which must be new: everything in it goes with the VM.
-fn make_state_dir(dir: &Path) -> Result<(), VmError> {
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| VmError::Io {
-            context: format!("create {}", parent.display()),
-            source,
-        })?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(VmError::InvalidSpec(format!(
-                "state dir {} already exists (clean it up with cleanup_state_dir)",
-                dir.display()
-            )))
-        }
-        Err(source) => Err(VmError::Io {
-            context: format!("create {}", dir.display()),
-            source,
-        }),
-    }
-}
-
-/// The domain configuration of a spec whose block devices `disks` has prepared.
-///
-/// # Errors
-///
-/// A block device cannot be prepared (no name left, no loop device).
-pub fn domain_config(
-    config: &XenConfig,
-    spec: &VmSpec,
-    disks: &GuestDisks,
-) -> Result<DomainConfig, VmError> {
-    let disks = spec
-        .block_devices
-        .iter()
-        .map(|block| disks.prepare(block).map(|disk| disk.spec))
-        .collect::<Result<_, _>>()?;
-    Ok(DomainConfig {
-        name: domain_name(&spec.id),
-        guest_type: config.guest_type,
-        kernel: boot_kernel(&spec.kernel),
-        ramdisk: spec.initrd.clone(),
-        cmdline: guest_cmdline(&spec.kernel_params),
-        memory_mib: spec.memory_mib,
-        vcpus: spec.vcpus,
-        tsc_mode: config.tsc_mode,
-        disks,
-        vifs: spec
-            .net_devices
-            .iter()
-            .map(|net| VifSpec {
-                mac: net.mac.clone(),
-                mtu: net.mtu,
-                vifname: net.tap_name.clone(),
-                bridge: config.bridge.clone(),
-            })
-            .collect(),
-    })
 }
 
 async fn boot(
@@ -275,25 +171,6 @@ async fn boot(
         kill_xl: kill_tx,
         disks,
     }))
-}
-
-/// The kernel file xl loads: the uncompressed ELF `vmlinux` that lightpod's kernel build
-/// installs beside `vmlinuz`, when there is one. libxc would otherwise decompress the
-/// bzImage in dom0 on every create (about 0.3 s of the 1 s `xl create` takes in an emulated
-/// dom0); both are the same build, installed together by build-kernel.sh.
-pub fn boot_kernel(kernel: &Path) -> PathBuf {
-    let elf = kernel.with_file_name("vmlinux");
-    if kernel.file_name().is_some_and(|n| n == "vmlinuz") && elf.is_file() {
-        return elf;
-    }
-    kernel.to_path_buf()
-}
-
-fn write_file(path: &Path, text: &str) -> Result<(), VmError> {
-    std::fs::write(path, text).map_err(|source| VmError::Io {
-        context: format!("write {}", path.display()),
-        source,
-    })
 }
 
 /// Starts `xl create -F`: in the foreground, xl watches the domain and exits when it ends,
@@ -411,18 +288,6 @@ async fn console_pty(socket: &Path, domid: u32, limit: Duration) -> Result<PathB
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_elf_kernel_beside_a_bzimage_is_preferred() {
-        let dir = tempfile::tempdir().unwrap();
-        let bzimage = dir.path().join("vmlinuz");
-        std::fs::write(&bzimage, "bz").unwrap();
-        assert_eq!(boot_kernel(&bzimage), bzimage, "no vmlinux: the bzImage");
-        std::fs::write(dir.path().join("vmlinux"), "elf").unwrap();
-        assert_eq!(boot_kernel(&bzimage), dir.path().join("vmlinux"));
-        let distro = dir.path().join("vmlinuz-6.1.0-57-cloud-amd64");
-        assert_eq!(boot_kernel(&distro), distro, "only lightpod's own pair");
-    }
 
     #[test]
     fn finds_the_domain_id_in_xl_output() {

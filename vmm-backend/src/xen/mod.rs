@@ -17,8 +17,9 @@
 //!
 //! Files by concern: [`config`] (the TOML section), [`domain_config`] (the xl configuration),
 //! `kernel_params`, `validate`, [`xl`] (running xl, `xl info`), [`xenstore`] (a minimal
-//! client), [`console`] (the channel), `disks` and [`loop_device`] (guest disks), `create`,
-//! [`exit`], `vm`, [`cleanup`] (after a crashed owner) and [`host`] (for `lightpod doctor`).
+//! client), [`console`] (the channel), `disks` and [`loop_device`] (guest disks), `domain`
+//! (a spec as a domain), `state` (its files), `create`, [`exit`], `vm`, [`cleanup`] (after a
+//! crashed owner) and [`host`] (for `lightpod doctor`).
 //!
 //! # Example
 //!
@@ -60,11 +61,13 @@ pub mod config;
 pub mod console;
 mod create;
 mod disks;
+mod domain;
 pub mod domain_config;
 pub mod exit;
 pub mod host;
 mod kernel_params;
 pub mod loop_device;
+mod state;
 mod validate;
 mod vm;
 pub mod xenstore;
@@ -78,7 +81,7 @@ use self::xl::Xl;
 pub use self::{
     cleanup::{destroy_leftover_domain, XenCleanupError},
     config::{TscMode, XenConfig, XenGuestType},
-    create::domain_name,
+    domain::domain_name,
     host::{probe_host, XenHostReport},
     kernel_params::{guest_cmdline, GUEST_CONSOLE},
     vm::XenVm,

@@ -13,9 +13,9 @@ use crate::{
     xen::{
         chain,
         console::ConsoleStream,
-        create::StatePaths,
         disks::GuestDisks,
         exit::{ExitLogs, ExitWatch},
+        state::StatePaths,
         xl::Xl,
     },
     AgentStream, BlockDevice, BootTimings, Vm, VmError, VmExit,
