@@ -37,18 +37,28 @@ packages() {
     local kver
     kver=$(apt-cache depends linux-image-amd64 |
         awk '/Depends: linux-image-[0-9]/{sub("linux-image-","",$2); print $2; exit}')
-    [[ -n $kver ]] || die "cannot resolve linux-image-amd64 (apt-get update?)"
+    [[ -n $kver ]] || {
+        echo "build-dom0.sh: cannot resolve linux-image-amd64" >&2
+        return 1
+    }
     echo "xen-hypervisor-$xenver-amd64 xen-utils-$xenver xen-utils-common xenstore-utils" \
         "linux-image-$kver libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1" \
         "libxenmisc$xenver libxenstore4 libxentoollog1 libyajl2 libxendevicemodel1" \
         "libxenhypfs1 libxentoolcore1"
 }
+download() {
+    debs=$(packages) || return 1
+    rm -f "$work/debs"/*.deb
+    (cd "$work/debs" && apt-get download $debs >/dev/null)
+}
 if [[ -s $work/debs/.done ]]; then
     debs=$(cat "$work/debs/.done")
 else
-    debs=$(packages)
-    rm -f "$work/debs"/*.deb
-    (cd "$work/debs" && apt-get download $debs >/dev/null) || die "apt-get download failed"
+    # A fresh machine may have no or stale package lists: update them once and retry.
+    if ! download; then
+        apt-get update -q >/dev/null || die "apt-get update failed"
+        download || die "apt-get download failed"
+    fi
     echo "$debs" >"$work/debs/.done"
 fi
 root=$work/root
