@@ -289,6 +289,54 @@ async fn console_pty(socket: &Path, domid: u32, limit: Duration) -> Result<PathB
 mod tests {
     use super::*;
 
+    fn spec(memory_mib: u32) -> VmSpec {
+        VmSpec {
+            id: "run-1".into(),
+            state_dir: "/run/lightpod/sandboxes/run-1/vm".into(),
+            vcpus: 1,
+            memory_mib,
+            kernel: "/dev/null".into(),
+            initrd: "/dev/null".into(),
+            kernel_params: Vec::new(),
+            shared_dirs: Vec::new(),
+            net_devices: Vec::new(),
+            block_devices: Vec::new(),
+            boot_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_create_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        // A stand-in for xl whose `info` reports 512 MiB free.
+        let fake = dir.path().join("xl");
+        std::fs::write(&fake, "#!/bin/sh\necho 'free_memory            : 512'\n").unwrap();
+        let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+        std::fs::set_permissions(&fake, mode).unwrap();
+        let xl = Xl::new(fake, Duration::from_secs(5));
+        let oom = "Parsing config from /x/domain.cfg\n\
+            xc: error: panic: xg_dom_boot.c:119: xc_dom_boot_mem_init: can't allocate low \
+            memory for domain: Out of memory\n";
+        match create_failure(&xl, &spec(6000), "exit status: 3", oom).await {
+            VmError::OutOfMemory {
+                needed_mib,
+                free_mib,
+            } => assert_eq!((needed_mib, free_mib), (6000, 512)),
+            other => panic!("{other:?}"),
+        }
+        let bad_kernel = "Parsing config from /x/domain.cfg\n\
+            xc: error: panic: xg_dom_core.c:205: failed to open file '/k': No such file\n\
+            libxl: error: libxl_create.c:1640:domcreate_rebuild_done: cannot (re-)build domain\n";
+        match create_failure(&xl, &spec(256), "exit status: 3", bad_kernel).await {
+            VmError::VmmExited { status, log } => {
+                assert!(status.contains("xl create"), "{status}");
+                assert!(log.contains("failed to open file '/k'"), "{log}");
+                assert!(!log.contains("Parsing config"), "{log}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn finds_the_domain_id_in_xl_output() {
         let log = "Parsing config from /run/x/domain.cfg\n\
