@@ -17,7 +17,7 @@ use std::{
     time::Instant,
 };
 
-use lightpod_e2e::{agent_binary, bin_dir, require_root, rootfs::busybox_base, workspace_root};
+use lightpod_e2e::{agent_binary, bin_dir, require_root, rootfs::busybox_copy, workspace_root};
 
 /// Skips with a reason when the host cannot run the test, unless the runner requires every
 /// test to run (`LIGHTPOD_E2E_REQUIRE`, set by e2e/run.sh): then it fails.
@@ -103,7 +103,8 @@ fn lightpod_runs_containers_as_xen_guests() {
     if !kernel.exists() {
         return skip_or_fail(TEST, &format!("no guest kernel at {}", kernel.display()));
     }
-    let rootfs = busybox_base().expect("busybox root filesystem");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let rootfs = busybox_copy(scratch.path()).expect("busybox root filesystem");
     let work = workspace_root().join("target/xen-e2e");
 
     let started = Instant::now();
