@@ -47,6 +47,9 @@ struct AttachedImage {
 }
 
 impl RootfsImages {
+    // TODO: `dir` is in the sandbox's state directory, on tmpfs under /run on most hosts, so
+    // an image costs host memory for the files it holds; it goes once images have a
+    // configurable directory on disk.
     /// Images kept in `dir` (created on first use) for the guest `vm`.
     pub fn new(dir: PathBuf, vm: Arc<dyn Vm>) -> RootfsImages {
         RootfsImages {
