@@ -4,7 +4,8 @@
 #   - virtiofsd (the Rust implementation, from crates.io) into /usr/local/lib/lightpod;
 #   - lightpod's binaries (release build): /usr/local/bin/lightpod,
 #     /usr/local/bin/containerd-shim-lightpod-v2, and the static guest agent
-#     /usr/local/lib/lightpod/lightpod-agent;
+#     /usr/local/lib/lightpod/lightpod-agent; for the Xen backend, its block hotplug script
+#     /usr/local/lib/lightpod/xen-block-hotplug and /etc/lightpod/xen.toml;
 #   - lightpod's guest kernel, built from Debian's linux-source-6.1, into
 #     /var/lib/lightpod/kernel (about 5 minutes on 2 cores the first time, then cached);
 #   - /etc/lightpod/config.toml (only if absent) and a warm guest image cache.
@@ -56,7 +57,9 @@ die() {
 # Building: build-essential pkg-config protobuf-compiler (the CRI client of the tests)
 #   libseccomp-dev libcap-ng-dev (virtiofsd) and the kernel's bc bison flex libelf-dev lz4
 #   xz-utils linux-source-6.1 cpio.
-# Tests: busybox-static (root filesystems and images), e2fsprogs, socat, curl.
+# Tests: busybox-static (root filesystems and images), e2fsprogs, socat, curl. The Xen
+#   backend needs e2fsprogs (mkfs.ext4) at run time; its end-to-end test boots Debian's Xen
+#   under QEMU from packages it fetches with `apt-get download`, never installs.
 packages=(
     qemu-system-x86 containerd containernetworking-plugins iproute2 iptables
     build-essential pkg-config protobuf-compiler libseccomp-dev libcap-ng-dev
@@ -122,6 +125,11 @@ install_binaries() {
         "$libdir/lightpod-agent"
     if [[ ! -e /etc/lightpod/config.toml ]]; then
         install -D -m 0644 "$here/deploy/config.toml" /etc/lightpod/config.toml
+    fi
+    # The Xen backend (used only in a Xen dom0; harmless elsewhere).
+    install -D -m 0755 "$here/vmm-backend/xen/block-hotplug" "$libdir/xen-block-hotplug"
+    if [[ ! -e /etc/lightpod/xen.toml ]]; then
+        install -D -m 0644 "$here/deploy/xen.toml" /etc/lightpod/xen.toml
     fi
 }
 

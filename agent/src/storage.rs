@@ -4,11 +4,16 @@
 use std::{
     fs, io,
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use nix::mount::{MntFlags, MsFlags};
 
 use crate::spec::{StorageDriver, StorageSpec};
+
+/// How long a block device may take to appear: a disk hot-plugged into a Xen guest shows up
+/// once its frontend has connected, shortly after the host's attach returned.
+const DEVICE_WAIT: Duration = Duration::from_secs(10);
 
 /// Mounting or unmounting storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +37,9 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// The block device did not appear.
+    #[error("block device {0} did not appear within {1:?}")]
+    DeviceMissing(PathBuf, Duration),
     /// The blocking mount task failed.
     #[error("mount task")]
     Task(#[source] io::Error),
@@ -81,19 +89,35 @@ fn mount_blocking(spec: &StorageSpec) -> Result<(), StorageError> {
     }
     fs::create_dir_all(&spec.mount_point)
         .map_err(|e| StorageError::CreateMountPoint(spec.mount_point.clone(), e))?;
+    let deadline = Instant::now() + DEVICE_WAIT;
+    if spec.driver == StorageDriver::Block {
+        wait_for_device(Path::new(&spec.source), DEVICE_WAIT)?;
+    }
     let fs_type = match spec.driver {
         StorageDriver::VirtioFs => "virtiofs",
         StorageDriver::Block => spec.fs_type.as_str(),
     };
     let flags = spec.options.ms_flags() - (MsFlags::MS_BIND | MsFlags::MS_REC);
-    nix::mount::mount(
-        Some(spec.source.as_str()),
-        &spec.mount_point,
-        Some(fs_type),
-        flags,
-        spec.options.data(),
-    )
-    .map_err(|e| StorageError::Mount {
+    let mount = || {
+        nix::mount::mount(
+            Some(spec.source.as_str()),
+            &spec.mount_point,
+            Some(fs_type),
+            flags,
+            spec.options.data(),
+        )
+    };
+    let mut result = mount();
+    // The node of a hot-plugged disk appears a moment before the disk opens: until its
+    // driver has finished adding it, opening it fails with ENXIO.
+    while spec.driver == StorageDriver::Block
+        && result == Err(nix::errno::Errno::ENXIO)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+        result = mount();
+    }
+    result.map_err(|e| StorageError::Mount {
         source_name: spec.source.clone(),
         fs_type: fs_type.to_string(),
         mount_point: spec.mount_point.clone(),
@@ -118,6 +142,19 @@ fn mount_blocking(spec: &StorageSpec) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Waits until `device` exists, polling: devtmpfs creates the node when the driver adds the
+/// disk, and there is no cheaper event to wait on from here.
+fn wait_for_device(device: &Path, limit: Duration) -> Result<(), StorageError> {
+    let deadline = Instant::now() + limit;
+    while !device.exists() {
+        if Instant::now() >= deadline {
+            return Err(StorageError::DeviceMissing(device.to_path_buf(), limit));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// Unmounts mount points in reverse order, lazily so busy ones go once unused. Failures are
 /// logged: the caller is tearing down and has nothing better to do with them.
 pub async fn unmount_all(mount_points: &[PathBuf]) {
@@ -138,6 +175,16 @@ pub async fn unmount_all(mount_points: &[PathBuf]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_for_a_device_only_as_long_as_allowed() {
+        assert!(wait_for_device(Path::new("/dev/null"), Duration::ZERO).is_ok());
+        let err = wait_for_device(Path::new("/dev/xvdz-none"), Duration::from_millis(30));
+        assert!(
+            matches!(err, Err(StorageError::DeviceMissing(..))),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn finds_mount_points_in_mountinfo() {

@@ -6,10 +6,10 @@ use std::{
 };
 
 use lightpod_sandbox::{guest, Config};
-use lightpod_vmm::{guest::kernel_release, qemu::QemuHypervisor, VmError};
+use lightpod_vmm::{guest::kernel_release, qemu::QemuHypervisor, BackendKind, VmError};
 
 /// How one check went.
-enum Verdict {
+pub(crate) enum Verdict {
     Ok(String),
     /// Works, but not as well as it could.
     Warn(String, String),
@@ -17,17 +17,24 @@ enum Verdict {
     Missing(String, String),
 }
 
-struct Check {
-    name: &'static str,
-    verdict: Verdict,
+pub(crate) struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
     /// A missing piece here stops pods from running.
-    essential: bool,
+    pub essential: bool,
 }
 
 /// Runs every check, prints one line each, and fails when an essential piece is missing.
 pub async fn doctor(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let mut checks = Vec::new();
+    // The checks of the backend the configuration selects decide the verdict.
+    let qemu_selected = config.runtime.backend == BackendKind::Qemu;
+    checks.push(Check {
+        name: "backend",
+        verdict: Verdict::Ok(format!("{} (runtime.backend)", config.runtime.backend)),
+        essential: false,
+    });
 
     match QemuHypervisor::new(config.qemu.clone()) {
         Ok(qemu) => {
@@ -49,12 +56,12 @@ pub async fn doctor(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             checks.push(Check {
                 name: "accelerator",
                 verdict,
-                essential: true,
+                essential: qemu_selected,
             });
             checks.push(Check {
                 name: "qemu",
                 verdict: Verdict::Ok(first_line(&config.qemu.binary, &["--version"])),
-                essential: true,
+                essential: qemu_selected,
             });
             checks.push(Check {
                 name: "virtiofsd",
@@ -69,13 +76,13 @@ pub async fn doctor(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
                         "sudo deploy/install.sh (builds it with `cargo install virtiofsd`)".into(),
                     ),
                 },
-                essential: true,
+                essential: qemu_selected,
             });
         }
         Err(VmError::VmmMissing { binary, hint }) => checks.push(Check {
             name: "qemu",
             verdict: Verdict::Missing(format!("{binary} not found"), hint),
-            essential: true,
+            essential: qemu_selected,
         }),
         Err(e) => checks.push(Check {
             name: "qemu",
@@ -83,9 +90,11 @@ pub async fn doctor(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
                 lightpod_sandbox::chain(&e),
                 "apt-get install qemu-system-x86".into(),
             ),
-            essential: true,
+            essential: qemu_selected,
         }),
     }
+
+    checks.extend(crate::doctor_xen::checks(&config).await);
 
     checks.push(Check {
         name: "guest kernel",
@@ -215,7 +224,8 @@ fn first_line(binary: &Path, args: &[&str]) -> String {
         .unwrap_or_else(|| binary.display().to_string())
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+/// The first `name` in `PATH`.
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(name))

@@ -2,12 +2,13 @@
 //!
 //! - `lightpod run --rootfs DIR -- CMD…`: runs one process from a root filesystem in a fresh
 //!   VM and gives back its output and exit code, as `runc run` does for a container.
-//! - `lightpod doctor`: what this host can run, and the fix for each missing piece.
+//! - `lightpod doctor`: what this host can run (QEMU, Xen), and the fix for each missing piece.
 //! - `lightpod image build`: assembles (or finds cached) the guest initramfs.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod doctor;
+mod doctor_xen;
 mod image;
 mod run;
 mod terminal;

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use lightpod_sandbox::{
     backend, stdio, stdio::OutputStream, Config, ContainerSpec, Sandbox, SandboxSpec,
 };
+use lightpod_vmm::BackendKind;
 use oci_spec::runtime::Spec;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -44,6 +45,9 @@ pub struct RunArgs {
     /// Print where the time went (VMM start, kernel boot, agent ready, process) to stderr.
     #[arg(long)]
     timings: bool,
+    /// Hypervisor backend: qemu or xen (default from the configuration, runtime.backend).
+    #[arg(long, value_parser = parse_backend)]
+    backend: Option<BackendKind>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -57,7 +61,10 @@ pub struct CommandNotFound(lightpod_sandbox::SandboxError);
 
 /// Runs the command and returns its exit code (128 + signal when a signal killed it).
 pub async fn run(config_path: Option<&std::path::Path>, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path)?;
+    let mut config = Config::load(config_path)?;
+    if let Some(kind) = args.backend {
+        config.runtime.backend = kind;
+    }
     let started = std::time::Instant::now();
     let rootfs = std::fs::canonicalize(&args.rootfs)
         .with_context(|| format!("root filesystem {}", args.rootfs.display()))?;
@@ -103,6 +110,7 @@ pub async fn run(config_path: Option<&std::path::Path>, args: RunArgs) -> anyhow
     }
     if args.timings {
         print_timings(&sandbox, process_done, started.elapsed());
+        eprintln!("  backend                  {}", config.runtime.backend);
     }
     Ok(ExitCode::from(code))
 }
@@ -153,6 +161,15 @@ async fn run_in(
     drop(raw);
     let exit = exit?;
     Ok(((exit.code & 0xff) as u8, process_done))
+}
+
+/// `--backend`'s value.
+fn parse_backend(name: &str) -> Result<BackendKind, String> {
+    match name {
+        "qemu" => Ok(BackendKind::Qemu),
+        "xen" => Ok(BackendKind::Xen),
+        other => Err(format!("unknown backend {other:?} (expected qemu or xen)")),
+    }
 }
 
 fn spawn_output(

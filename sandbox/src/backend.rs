@@ -1,6 +1,6 @@
 //! The hypervisor backend the configuration selects.
 
-use lightpod_vmm::{qemu::QemuHypervisor, BackendKind, Hypervisor, VmError};
+use lightpod_vmm::{qemu::QemuHypervisor, xen::XenHypervisor, BackendKind, Hypervisor};
 
 use crate::{config::Config, error::SandboxError};
 
@@ -12,8 +12,6 @@ use crate::{config::Config, error::SandboxError};
 pub fn hypervisor(config: &Config) -> Result<Box<dyn Hypervisor>, SandboxError> {
     match config.runtime.backend {
         BackendKind::Qemu => Ok(Box::new(QemuHypervisor::new(config.qemu.clone())?)),
-        BackendKind::Xen => Err(SandboxError::Vm(VmError::InvalidSpec(
-            "the xen backend is not built into this lightpod".into(),
-        ))),
+        BackendKind::Xen => Ok(Box::new(XenHypervisor::new(config.xen.clone())?)),
     }
 }

@@ -82,6 +82,9 @@ pub enum AbandonedError {
     /// The VM's processes or directory could not be cleaned up.
     #[error("clean up the VM")]
     Vm(#[from] lightpod_vmm::qemu::cleanup::CleanupError),
+    /// The VM's Xen domain could not be destroyed.
+    #[error("destroy the Xen domain")]
+    XenDomain(#[from] lightpod_vmm::xen::XenCleanupError),
     /// Mounts stayed under the sandbox directory.
     #[error("mounts are left under the sandbox directory: {0:?}")]
     MountsLeft(Vec<PathBuf>),
@@ -96,12 +99,14 @@ pub enum AbandonedError {
 /// A process of the VM could not be killed, or a mount could not be removed.
 pub fn abandoned_sandbox(config: &crate::Config, id: &str) -> Result<Vec<i32>, AbandonedError> {
     let dir = crate::sandbox_dir(config, id);
-    let killed = match config.runtime.backend {
-        // Both backends keep pid files of their processes in the VM directory.
-        lightpod_vmm::BackendKind::Qemu | lightpod_vmm::BackendKind::Xen => {
-            lightpod_vmm::qemu::cleanup::cleanup_state_dir(&dir.join("vm"))?.killed
-        }
-    };
+    let vm_dir = dir.join("vm");
+    // A Xen VM's directory names its domain, whichever backend the configuration now names;
+    // the domain goes first, then its monitor exits by itself.
+    if let Some(xl) = config.xen.find_xl() {
+        lightpod_vmm::xen::destroy_leftover_domain(&vm_dir, &xl)?;
+    }
+    // Both backends keep pid files of their processes in the VM directory.
+    let killed = lightpod_vmm::qemu::cleanup::cleanup_state_dir(&vm_dir)?.killed;
     remove_state_dir(&dir).map_err(AbandonedError::MountsLeft)?;
     Ok(killed)
 }

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use lightpod_vmm::{qemu::QemuConfig, BackendKind};
+use lightpod_vmm::{qemu::QemuConfig, xen::XenConfig, BackendKind};
 use serde::Deserialize;
 
 /// Where the configuration file lives unless `LIGHTPOD_CONFIG` or a flag says otherwise.
@@ -67,6 +67,8 @@ pub struct Config {
     pub guest: GuestConfig,
     /// The QEMU backend.
     pub qemu: QemuConfig,
+    /// The Xen backend.
+    pub xen: XenConfig,
 }
 
 /// `[runtime]`.
@@ -75,7 +77,7 @@ pub struct Config {
 pub struct RuntimeConfig {
     /// Root of per-sandbox state (sockets, shared directories).
     pub state_dir: PathBuf,
-    /// Backend that runs guests.
+    /// Backend that runs guests: `qemu` or `xen`.
     pub backend: BackendKind,
     /// How long a guest gets to power off by itself before it is killed, in seconds.
     pub stop_grace_secs: u64,
@@ -276,8 +278,15 @@ fn host_cpus() -> u32 {
 }
 
 /// Total memory of the host in MiB, from `/proc/meminfo` (a large value if unreadable, so
-/// validation never rejects a request because of a read failure).
+/// validation never rejects a request because of a read failure). In a Xen dom0 guests take
+/// their memory from the hypervisor, not from dom0, so dom0's size is no bound: the Xen
+/// backend checks what Xen has free when it builds the domain.
 fn host_memory_mib() -> u32 {
+    let xen_dom0 = std::fs::read_to_string("/proc/xen/capabilities")
+        .is_ok_and(|caps| caps.contains("control_d"));
+    if xen_dom0 {
+        return u32::MAX;
+    }
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {

@@ -58,6 +58,10 @@ pub enum SandboxError {
         /// Exec id.
         exec_id: String,
     },
+    /// The container needs host directories shared into the guest, which this sandbox's
+    /// backend cannot do.
+    #[error("{0} need a backend that shares directories (qemu); this sandbox's cannot")]
+    NeedsSharedDirectories(String),
     /// The sandbox's VM has stopped.
     #[error("the VM of sandbox {0} is not running")]
     VmGone(String),
@@ -143,6 +147,12 @@ impl SandboxError {
                 ErrorKind::Unavailable
             }
             SandboxError::Vm(VmError::InvalidSpec(_)) => ErrorKind::InvalidArgument,
+            SandboxError::Vm(VmError::OutOfMemory { .. } | VmError::BackendUnavailable { .. }) => {
+                ErrorKind::Unavailable
+            }
+            SandboxError::Vm(VmError::Unsupported(_)) => ErrorKind::Unimplemented,
+            SandboxError::Vm(VmError::AgentNotReady { .. }) => ErrorKind::DeadlineExceeded,
+            SandboxError::NeedsSharedDirectories(_) => ErrorKind::FailedPrecondition,
             SandboxError::Vm(VmError::Timeout(..)) => ErrorKind::DeadlineExceeded,
             SandboxError::Vm(_) => ErrorKind::Internal,
             SandboxError::Agent { source, .. } => match source {

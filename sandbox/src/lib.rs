@@ -3,7 +3,8 @@
 //! A [`Sandbox`] is one pod: one guest VM, booted through a `lightpod_vmm::Hypervisor`, and
 //! one connection to the agent inside it. Containers are created in a sandbox from OCI
 //! runtime specs ([`ContainerSpec::from_oci`]); their root filesystems and volumes are
-//! shared into the guest through one directory per sandbox ([`share`]).
+//! shared into the guest through one directory per sandbox ([`share`]), or, where the
+//! backend cannot share directories (Xen), handed over as disk images ([`rootfs_image`]).
 
 pub mod agent;
 mod agent_request;
@@ -15,6 +16,7 @@ mod error;
 pub mod guest;
 pub mod network;
 pub mod pod_size;
+pub mod rootfs_image;
 mod sandbox;
 pub mod share;
 pub mod spec;

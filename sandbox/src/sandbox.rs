@@ -18,6 +18,7 @@ use crate::{
     error::{chain, AgentCallError, SandboxError},
     guest,
     network::{self, forward::PortForwarder, NetworkAttachment, PodNetwork},
+    rootfs_image::RootfsImages,
     share::{ContainerMounts, HostMounts, KernelMounts, ShareLayout, GUEST_SHARE_DIR, SHARE_TAG},
     spec::{ContainerSpec, ProcessSpec, ResourceSpec},
 };
@@ -86,6 +87,8 @@ impl From<&pb::ProcessExit> for ExitStatus {
 struct Prepared {
     image: lightpod_vmm::guest::GuestImage,
     image_ready: Duration,
+    /// The backend shares directories; else root filesystems go in as disk images.
+    shares: bool,
     net_devices: Vec<NetDevice>,
     pod_network: Option<PodNetwork>,
 }
@@ -104,6 +107,8 @@ pub struct Sandbox {
     containers: Mutex<HashMap<String, ContainerMounts>>,
     /// The pod network carried into the guest, and its port forwarder.
     network: Mutex<Option<(NetworkAttachment, PortForwarder)>>,
+    /// Root filesystem images, when the backend cannot share directories.
+    images: Option<RootfsImages>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -169,6 +174,8 @@ impl Sandbox {
     ) -> Result<Sandbox, SandboxError> {
         let image = guest::resolve(&config.guest).await?;
         let image_ready = started.elapsed();
+        // Without shared directories, root filesystems go in as disk images (rootfs_image).
+        let shares = hypervisor.shares_directories();
 
         let (pod_network, taps, attachment) = match &spec.network_namespace {
             Some(netns) => {
@@ -189,6 +196,7 @@ impl Sandbox {
         let prepared = Prepared {
             image,
             image_ready,
+            shares,
             net_devices,
             pod_network,
         };
@@ -218,6 +226,7 @@ impl Sandbox {
         let Prepared {
             image,
             image_ready,
+            shares,
             net_devices,
             pod_network,
         } = prepared;
@@ -229,11 +238,14 @@ impl Sandbox {
             kernel: image.kernel.clone(),
             initrd: image.initrd.clone(),
             kernel_params: spec.vm.kernel_params.clone(),
-            shared_dirs: vec![SharedDir {
-                tag: SHARE_TAG.to_string(),
-                host_path: share.host_root().to_path_buf(),
-                readonly: false,
-            }],
+            shared_dirs: shares
+                .then(|| SharedDir {
+                    tag: SHARE_TAG.to_string(),
+                    host_path: share.host_root().to_path_buf(),
+                    readonly: false,
+                })
+                .into_iter()
+                .collect(),
             net_devices,
             block_devices: Vec::new(),
             boot_timeout: spec.vm.boot_timeout(),
@@ -241,8 +253,16 @@ impl Sandbox {
         let vm: Arc<dyn Vm> = Arc::from(hypervisor.create(vm_spec).await?);
         let vm_created = started.elapsed();
 
-        match Sandbox::connect(vm.clone(), spec.vm.boot_timeout(), pod_network.as_ref()).await {
+        match Sandbox::connect(
+            vm.clone(),
+            spec.vm.boot_timeout(),
+            shares,
+            pod_network.as_ref(),
+        )
+        .await
+        {
             Ok((agent, guest, agent_answered)) => {
+                let images = (!shares).then(|| RootfsImages::new(dir.join("images"), vm.clone()));
                 let timings = StartTimings {
                     image_ready,
                     vm: vm.timings(),
@@ -271,6 +291,7 @@ impl Sandbox {
                     mounts: Arc::new(KernelMounts),
                     containers: Mutex::new(HashMap::new()),
                     network: Mutex::new(None),
+                    images,
                 })
             }
             Err(e) => {
@@ -285,6 +306,7 @@ impl Sandbox {
     async fn connect(
         vm: Arc<dyn Vm>,
         boot_timeout: Duration,
+        shares: bool,
         pod_network: Option<&PodNetwork>,
     ) -> Result<(AgentClient, pb::GuestInfo, Instant), SandboxError> {
         let agent = AgentClient::new(vm.connect_agent().await?);
@@ -312,11 +334,13 @@ impl Sandbox {
             });
         }
 
-        let mut share = pb::MountStorageRequest::new();
-        share.driver = "virtiofs".into();
-        share.source = SHARE_TAG.into();
-        share.mount_point = GUEST_SHARE_DIR.into();
-        agent.mount_storage(&share).await?;
+        if shares {
+            let mut share = pb::MountStorageRequest::new();
+            share.driver = "virtiofs".into();
+            share.source = SHARE_TAG.into();
+            share.mount_point = GUEST_SHARE_DIR.into();
+            agent.mount_storage(&share).await?;
+        }
         if let Some(pod_network) = pod_network {
             agent.configure_network(&pod_network.to_request()).await?;
         }
@@ -406,6 +430,11 @@ impl Sandbox {
         spec: &ContainerSpec,
         mounts: &mut ContainerMounts,
     ) -> Result<(), SandboxError> {
+        if let Some(images) = &self.images {
+            return images
+                .create_container(&self.agent, &self.share, spec)
+                .await;
+        }
         let host = self.mounts.as_ref();
         // Shared writable even for a read-only rootfs: the agent creates the mount points
         // of the container's mounts (`/etc/resolv.conf` in a pause image) first and makes
@@ -501,6 +530,16 @@ impl Sandbox {
     ///
     /// The container is unknown to the sandbox, or a step failed (all steps are tried).
     pub async fn remove_container(&self, container_id: &str) -> Result<(), SandboxError> {
+        self.remove_container_parts(container_id, true).await
+    }
+
+    /// Removes a container; `detach` says whether its disk image, if any, is detached from
+    /// the VM first (not when the VM is about to go, which releases it anyway).
+    async fn remove_container_parts(
+        &self,
+        container_id: &str,
+        detach: bool,
+    ) -> Result<(), SandboxError> {
         let mut mounts = self
             .containers
             .lock()
@@ -519,7 +558,13 @@ impl Sandbox {
         };
         let on_host = mounts.release(self.mounts.as_ref());
         remove_dir(&self.share.container_dir(container_id));
-        in_guest.and(on_host)
+        let image = match &self.images {
+            Some(images) if in_guest.is_ok() => images.release(container_id, detach).await,
+            // The guest may still use the disk; it goes with the VM.
+            Some(images) => images.release(container_id, false).await,
+            None => Ok(()),
+        };
+        in_guest.and(on_host).and(image)
     }
 
     /// Stops the sandbox: removes its containers, powers the guest off (killing it after the
@@ -531,7 +576,7 @@ impl Sandbox {
     pub async fn stop(&self) -> Result<VmExit, SandboxError> {
         let ids: Vec<String> = self.containers.lock().await.keys().cloned().collect();
         for id in ids {
-            if let Err(e) = self.remove_container(&id).await {
+            if let Err(e) = self.remove_container_parts(&id, false).await {
                 tracing::warn!(sandbox = %self.id, container = %id, error = %chain(&e),
                     "remove container while stopping the sandbox");
             }

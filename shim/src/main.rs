@@ -11,6 +11,7 @@ mod convert;
 mod error;
 mod events;
 mod logging;
+mod runtime_options;
 mod service;
 mod shim;
 

@@ -8,6 +8,12 @@
 //! Backends:
 //! - [`qemu`]: Debian's `qemu-system-x86_64`, `-M microvm` or `q35`, driven over QMP; the
 //!   accelerator is KVM when a guest really boots under it, TCG otherwise.
+//! - [`xen`]: Xen PV or PVH domains through the `xl` toolstack, from a host's dom0; the agent
+//!   channel is the domain's console, root filesystems arrive as block devices.
+//!
+//! Backends differ in what they can hand a guest: [`Hypervisor::shares_directories`] says
+//! whether host directories can be shared ([`VmSpec::shared_dirs`]); a backend that cannot
+//! attaches block devices to a running guest instead ([`Vm::attach_block`]).
 //!
 //! Guest assembly ([`guest`]) builds the initramfs that holds the agent and the kernel
 //! modules it needs, cached by content hash.
@@ -15,6 +21,7 @@
 pub mod guest;
 pub mod qemu;
 mod spec;
+pub mod xen;
 
 pub use spec::{
     Accelerator, AgentStream, BackendKind, BlockDevice, BootTimings, NetDevice, SharedDir, VmExit,
@@ -85,6 +92,34 @@ pub enum VmError {
     /// A step did not finish in time.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, &'static str),
+    /// The guest asks for more memory than the hypervisor has free.
+    #[error("the guest needs {needed_mib} MiB but the hypervisor has {free_mib} MiB free")]
+    OutOfMemory {
+        /// Memory the spec asks for.
+        needed_mib: u32,
+        /// Memory the hypervisor reports free.
+        free_mib: u64,
+    },
+    /// The backend cannot run guests on this host at all.
+    #[error("the {backend} backend cannot run here: {reason}")]
+    BackendUnavailable {
+        /// The backend.
+        backend: BackendKind,
+        /// Why, and what would fix it.
+        reason: String,
+    },
+    /// The backend does not offer this operation.
+    #[error("this backend does not support {0}")]
+    Unsupported(&'static str),
+    /// The guest runs, but its agent did not take up the channel in time; `log` holds the
+    /// end of the guest's boot log.
+    #[error("the guest agent was not ready within {waited:?}: {log}")]
+    AgentNotReady {
+        /// How long the backend waited.
+        waited: Duration,
+        /// The end of the boot log.
+        log: String,
+    },
     /// An I/O error on the host while preparing or cleaning up the VM.
     #[error("{context}")]
     Io {
@@ -105,6 +140,12 @@ pub trait Hypervisor: Send + Sync {
     /// Creates and boots a guest. On error nothing the call started is left behind: no VMM
     /// process, helper process, socket or state directory.
     async fn create(&self, spec: VmSpec) -> Result<Box<dyn Vm>, VmError>;
+
+    /// Whether guests can mount host directories ([`VmSpec::shared_dirs`]). When they cannot,
+    /// the caller hands them filesystems as block devices ([`Vm::attach_block`]).
+    fn shares_directories(&self) -> bool {
+        true
+    }
 }
 
 /// One running guest.
@@ -125,6 +166,34 @@ pub trait Vm: Send + Sync {
 
     /// Timings of the boot so far, in host monotonic time from the start of `create`.
     fn timings(&self) -> BootTimings;
+
+    /// Attaches a block device to the running guest and returns the device's path in the
+    /// guest (`/dev/xvdb`). The device stays attached until [`Vm::detach_block`] or the end
+    /// of the VM.
+    ///
+    /// # Errors
+    ///
+    /// [`VmError::Unsupported`] from backends that share directories instead; otherwise the
+    /// backend's failure to attach it.
+    async fn attach_block(&self, device: BlockDevice) -> Result<String, VmError> {
+        let _ = device;
+        Err(VmError::Unsupported(
+            "attaching block devices to a running guest",
+        ))
+    }
+
+    /// Detaches a block device [`Vm::attach_block`] attached, by its guest path. The guest
+    /// must have unmounted it.
+    ///
+    /// # Errors
+    ///
+    /// The device is unknown, or the backend failed to detach it.
+    async fn detach_block(&self, guest_path: &str) -> Result<(), VmError> {
+        let _ = guest_path;
+        Err(VmError::Unsupported(
+            "detaching block devices from a running guest",
+        ))
+    }
 
     /// Suspends every vCPU of the guest.
     async fn pause(&self) -> Result<(), VmError>;

@@ -95,6 +95,15 @@ pub struct NetDevice {
     pub mtu: u32,
 }
 
+/// Six colon-separated pairs of hex digits: a MAC address every backend accepts.
+pub(crate) fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// A block device of the guest, backed by a host file or device.
 #[derive(Debug, Clone)]
 pub struct BlockDevice {

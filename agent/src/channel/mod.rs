@@ -68,7 +68,13 @@ impl Device {
 pub async fn listen(spec: &ChannelSpec) -> Result<Listener, ChannelError> {
     let device = match spec {
         ChannelSpec::VirtioPort(name) => Device::Port(port::find(name, PORT_WAIT).await?),
-        ChannelSpec::Console(path) => Device::Console(path.clone()),
+        ChannelSpec::Console(path) => {
+            // Outside a guest (development) the terminal is someone's, and stays theirs.
+            if crate::boot::power::is_pid1() {
+                console::take_over();
+            }
+            Device::Console(path.clone())
+        }
         ChannelSpec::Unix(path) => return bind_unix(path),
     };
     // Fail early, with a clear error, if the device cannot be opened at all.

@@ -1,7 +1,11 @@
 //! Creating a task: read and check its bundle, mount its root filesystem, boot its pod's VM
 //! when it is the first task of the pod, and prepare the container in the guest.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use oci_spec::runtime::Spec;
 
@@ -31,6 +35,10 @@ pub struct CreateTask {
     pub rootfs: Vec<RootfsMount>,
     /// The init process's stdio.
     pub stdio: StdioPaths,
+    /// A configuration file for the pod this task starts, instead of the registry's: the
+    /// `ConfigPath` of containerd's runtime options, one file per RuntimeClass handler
+    /// (`lightpod-xen` selects the Xen backend this way). Ignored for tasks that join a pod.
+    pub config_path: Option<PathBuf>,
 }
 
 /// What create checked before touching anything.
@@ -68,7 +76,8 @@ impl TaskRegistry {
             }
         };
 
-        let (sandbox, new_pod) = match self.pod_sandbox(&checked, &pod_id).await {
+        let config_path = req.config_path.as_deref();
+        let (sandbox, new_pod) = match self.pod_sandbox(&checked, &pod_id, config_path).await {
             Ok(found) => found,
             Err(e) => {
                 unmount(&rootfs_mount);
@@ -167,6 +176,7 @@ impl TaskRegistry {
         &self,
         checked: &Checked,
         pod_id: &str,
+        config_path: Option<&Path>,
     ) -> Result<(Arc<Sandbox>, bool), TaskError> {
         if let PodRole::PodContainer { sandbox_id } = &checked.role {
             let table = self.table();
@@ -181,12 +191,23 @@ impl TaskRegistry {
         if self.table().pods.contains_key(pod_id) {
             return Err(TaskError::AlreadyExists(format!("pod sandbox {pod_id}")));
         }
-        let config = &self.shared.config;
+        let (own_config, hypervisor) = match config_path {
+            Some(path) => {
+                let loaded = crate::Config::load(Some(path)).map_err(crate::SandboxError::from)?;
+                let config = layout::namespace_config(&loaded, &self.shared.namespace);
+                let hypervisor: Arc<dyn lightpod_vmm::Hypervisor> =
+                    Arc::from(crate::backend::hypervisor(&config)?);
+                tracing::info!(sandbox = %pod_id, config = %path.display(),
+                    backend = %config.runtime.backend, "pod configuration from the runtime options");
+                (Some(config), hypervisor)
+            }
+            None => (None, self.hypervisor().await?),
+        };
+        let config = own_config.as_ref().unwrap_or(&self.shared.config);
         let vm = config
             .vm
             .with_annotations(&checked.annotations)
             .map_err(crate::SandboxError::from)?;
-        let hypervisor = self.hypervisor().await?;
         let spec = SandboxSpec {
             id: pod_id.to_string(),
             vm,

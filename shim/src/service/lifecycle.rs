@@ -32,6 +32,7 @@ impl TaskService {
             bundle: req.bundle.clone().into(),
             rootfs: convert::rootfs(&req.rootfs),
             stdio: StdioPaths::from_strings(&req.stdin, &req.stdout, &req.stderr, req.terminal),
+            config_path: crate::runtime_options::config_path(req.options.as_ref())?,
         };
         let pid = self
             .registry

@@ -46,7 +46,7 @@ pub mod cmdline;
 pub mod config;
 mod create;
 mod kernel_params;
-mod logs;
+pub(crate) mod logs;
 pub mod probe_cache;
 pub mod process;
 pub mod qmp;

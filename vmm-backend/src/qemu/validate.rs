@@ -1,6 +1,6 @@
 //! Checks of a [`VmSpec`] that QEMU would otherwise reject late or obscurely.
 
-use crate::{VmError, VmSpec};
+use crate::{spec::valid_mac, VmError, VmSpec};
 
 /// Longest virtio-fs tag (the `tag` field of the virtio-fs config space is 36 bytes).
 const MAX_TAG_LEN: usize = 36;
@@ -77,15 +77,6 @@ pub fn validate(spec: &VmSpec) -> Result<(), VmError> {
         })?;
     }
     Ok(())
-}
-
-/// Six colon-separated pairs of hex digits.
-fn valid_mac(mac: &str) -> bool {
-    let parts: Vec<&str> = mac.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
