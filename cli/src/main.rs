@@ -2,11 +2,13 @@
 //!
 //! - `lightpod run --rootfs DIR -- CMD…`: runs one process from a root filesystem in a fresh
 //!   VM and gives back its output and exit code, as `runc run` does for a container.
+//! - `lightpod demo`: a two-container pod in a VM through a private containerd's CRI plugin.
 //! - `lightpod doctor`: what this host can run (QEMU, Xen), and the fix for each missing piece.
 //! - `lightpod image build`: assembles (or finds cached) the guest initramfs.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod demo;
 mod doctor;
 mod doctor_xen;
 mod image;
@@ -39,6 +41,8 @@ enum Command {
     Run(run::RunArgs),
     /// Check what this host can run and how to fix what is missing.
     Doctor,
+    /// Run a two-container pod in a VM through a private containerd, then clean up.
+    Demo(demo::DemoArgs),
     /// Guest image commands.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -68,6 +72,15 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(cli.config.as_deref(), args).await,
             Command::Doctor => doctor::doctor(cli.config.as_deref()).await,
+            // The demo drives containerd through a blocking CRI client of its own.
+            Command::Demo(args) => {
+                let config = cli.config.clone();
+                tokio::task::spawn_blocking(move || demo::demo(config.as_deref(), args))
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .and_then(|done| done)
+                    .map(|()| ExitCode::SUCCESS)
+            }
             Command::Image(cmd) => image::image(cli.config.as_deref(), cmd).await,
         }
     });
