@@ -19,5 +19,6 @@ const RUNTIME_ID: &str = "io.containerd.lightpod.v2";
 
 #[tokio::main]
 async fn main() {
-    containerd_shim::asynchronous::run::<shim::LightpodShim>(RUNTIME_ID, None).await;
+    containerd_shim::asynchronous::run::<shim::LightpodShim>(RUNTIME_ID, Some(shim::shim_config()))
+        .await;
 }

@@ -19,6 +19,20 @@ use tokio::sync::mpsc;
 
 use crate::{convert::timestamp, events, logging, service::TaskService};
 
+/// How the shim crate runs this shim: our own logger (tracing, logfmt), and no reaper nor
+/// subreaper: the crate's SIGCHLD handler reaps any child with waitpid(-1), which steals
+/// QEMU's exit from tokio and the exit of commands such as iptables from `Command::output`
+/// (it then fails with ECHILD). `run` must be given it: the crate installs its signal
+/// handlers before [`Shim::new`] sees the configuration.
+pub fn shim_config() -> ShimConfig {
+    ShimConfig {
+        no_setup_logger: true,
+        no_reaper: true,
+        no_sub_reaper: true,
+        ..ShimConfig::default()
+    }
+}
+
 /// One shim process.
 pub struct LightpodShim {
     namespace: String,
@@ -32,11 +46,7 @@ impl Shim for LightpodShim {
     type T = TaskService;
 
     async fn new(_runtime_id: &str, flags: &Flags, config: &mut ShimConfig) -> Self {
-        // Our own logger (tracing, logfmt); and no reaper: the crate's SIGCHLD handler reaps
-        // any child with waitpid(-1), which would steal QEMU's exit from tokio.
-        config.no_setup_logger = true;
-        config.no_reaper = true;
-        config.no_sub_reaper = true;
+        *config = shim_config();
         LightpodShim {
             namespace: flags.namespace.clone(),
             id: flags.id.clone(),
