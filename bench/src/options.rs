@@ -21,7 +21,7 @@ pub enum Scenario {
 /// lightpod and runc side by side on one private containerd: start latency, parallel start,
 /// memory per pod, density. Run as root, usually through `bench/run.sh`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "lightpod-bench", version)]
+#[command(name = "lightpod-bench", version, args_override_self = true)]
 pub struct Options {
     /// A short run: 5 pods, 5 at once, density 10, 2 memory pods, short settling.
     #[arg(long)]
@@ -60,6 +60,9 @@ pub struct Options {
     /// Pods started at once while density climbs.
     #[arg(long, default_value_t = 4)]
     pub density_concurrency: usize,
+    /// Density ends after this many failed starts (others are started in their place).
+    #[arg(long, default_value_t = 3)]
+    pub density_max_failures: usize,
     /// Density starts no more pods once the host's MemAvailable is below this (MiB).
     #[arg(long, default_value_t = 4096)]
     pub min_available_mib: u64,
@@ -182,5 +185,11 @@ mod tests {
         assert_eq!(some.parallel(), [10, 50, 100]);
         assert!(some.wants(Scenario::Density) && !some.wants(Scenario::Memory));
         assert_eq!(some.subnet.to_string(), "10.250.93.0/24");
+        let twice = parse(&["--results-dir", "a", "--results-dir", "b"]);
+        assert_eq!(
+            twice.results_dir,
+            PathBuf::from("b"),
+            "bench/run.sh's defaults yield"
+        );
     }
 }

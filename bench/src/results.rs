@@ -242,6 +242,10 @@ pub struct DensityRun {
     pub reached: usize,
     /// Why it stopped there.
     pub stopped: String,
+    /// Starts that failed on the way (others were started in their place).
+    pub failed: usize,
+    /// The distinct reasons of those failures (the first few).
+    pub errors: Vec<String>,
     /// The measures at each checkpoint.
     pub points: Vec<DensityPoint>,
 }

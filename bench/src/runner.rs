@@ -61,15 +61,16 @@ impl Bench {
     }
 
     /// Starts pods `names` under `runtime`, `concurrency` at a time, showing each as it comes.
-    /// Before each start `guard` may name a reason to start no more; the first failure also
-    /// ends the starts. The pods that started, the failures (with their pods, to remove), and
-    /// why it stopped early.
+    /// Before each start `guard` may name a reason to start no more; `max_failures` failed
+    /// starts also end the starts. The pods that started, the failures (with their pods, to
+    /// remove), and why it stopped early.
     pub fn start_many(
         &self,
         runtime: Runtime,
         names: Vec<String>,
         workload: Workload,
         concurrency: usize,
+        max_failures: usize,
         guard: &(dyn Fn() -> Option<String> + Sync),
     ) -> Started {
         let workers = concurrency.clamp(1, names.len().max(1));
@@ -77,7 +78,9 @@ impl Bench {
         let started = Mutex::new(Started::default());
         thread::scope(|scope| {
             for _ in 0..workers {
-                scope.spawn(|| self.start_from(runtime, workload, &queue, &started, guard));
+                scope.spawn(|| {
+                    self.start_from(runtime, workload, &queue, &started, max_failures, guard)
+                });
             }
         });
         started.into_inner().unwrap_or_else(|p| p.into_inner())
@@ -89,6 +92,7 @@ impl Bench {
         workload: Workload,
         queue: &Mutex<Vec<String>>,
         started: &Mutex<Started>,
+        max_failures: usize,
         guard: &(dyn Fn() -> Option<String> + Sync),
     ) {
         let lock = || started.lock().unwrap_or_else(|p| p.into_inner());
@@ -122,9 +126,10 @@ impl Bench {
                     self.progress
                         .advance(&format!("{runtime} failed: {failure}"));
                     let mut started = lock();
-                    started
-                        .stopped
-                        .get_or_insert(format!("a pod failed to start: {failure}"));
+                    if started.failures.len() + 1 >= max_failures {
+                        let reason = format!("too many failed starts, the last: {failure}");
+                        started.stopped.get_or_insert(reason);
+                    }
                     started.failures.push(failure);
                 }
             }

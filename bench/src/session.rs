@@ -176,6 +176,7 @@ fn each_scenario(
                 let plan = DensityPlan {
                     limit: options.density(),
                     concurrency: options.density_concurrency,
+                    max_failures: options.density_max_failures,
                     settle: options.settle(),
                     window: options.idle_window(),
                     min_available_mib: options.min_available_mib,

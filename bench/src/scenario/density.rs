@@ -1,7 +1,7 @@
 //! Density: pods of one runtime kept running at once, added in steps up to a limit; at each
 //! checkpoint, once they settled, the PSS of all their processes, the fall of the host's
 //! MemAvailable, and the CPU their processes use while idle. A runtime stops early when a
-//! pod fails to start, the host's MemAvailable falls below a floor, or the idle pods use
+//! few pods failed to start, the host's MemAvailable falls below a floor, or the idle pods use
 //! more than a set share of the host's CPUs.
 
 use std::time::Duration;
@@ -28,6 +28,8 @@ pub struct DensityPlan {
     pub settle: Duration,
     /// The window over which idle CPU is measured.
     pub window: Duration,
+    /// The climb ends after this many failed starts.
+    pub max_failures: usize,
     /// No more pods once the host's MemAvailable is below this, in MiB.
     pub min_available_mib: u64,
     /// No more pods once the idle pods use more than this share of all the host's CPUs, in
@@ -110,19 +112,58 @@ fn climb(
         })
     };
     run.stopped = "the limit".into();
+    let mut named = 0;
     for checkpoint in checkpoints(plan.limit) {
-        let names: Vec<String> = (pods.len()..checkpoint)
-            .map(|i| format!("density-{runtime}-{i}"))
-            .collect();
+        let running = pods
+            .iter()
+            .filter(|p| matches!(p, Slot::Running(_)))
+            .count();
         bench.progress.section(
             &format!("density {runtime}: climbing to {checkpoint} pods"),
-            names.len(),
+            checkpoint - running,
         );
-        let started = bench.start_many(runtime, names, Workload::Ready, plan.concurrency, &guard);
-        let stopped = started.stopped.clone();
-        pods.extend(started.pods.into_iter().map(Slot::Running));
-        pods.extend(started.failures.into_iter().map(|f| Slot::Failed(f.pod)));
-        bench.progress.finish(&format!("{} pods", pods.len()));
+        // A failed start does not end the climb until the failure budget is spent: the
+        // next round starts pods in its place.
+        let mut stopped = None;
+        while stopped.is_none() {
+            let running = pods
+                .iter()
+                .filter(|p| matches!(p, Slot::Running(_)))
+                .count();
+            if running >= checkpoint || interrupt::interrupted() {
+                break;
+            }
+            let names: Vec<String> = (running..checkpoint)
+                .map(|_| {
+                    named += 1;
+                    format!("density-{runtime}-{named}")
+                })
+                .collect();
+            let budget = plan.max_failures.saturating_sub(run.failed).max(1);
+            let started = bench.start_many(
+                runtime,
+                names,
+                Workload::Ready,
+                plan.concurrency,
+                budget,
+                &guard,
+            );
+            stopped = started.stopped.clone();
+            run.failed += started.failures.len();
+            for failure in &started.failures {
+                let reason = failure.to_string();
+                if run.errors.len() < 5 && !run.errors.contains(&reason) {
+                    run.errors.push(reason);
+                }
+            }
+            pods.extend(started.pods.into_iter().map(Slot::Running));
+            pods.extend(started.failures.into_iter().map(|f| Slot::Failed(f.pod)));
+        }
+        let running = pods
+            .iter()
+            .filter(|p| matches!(p, Slot::Running(_)))
+            .count();
+        bench.progress.finish(&format!("{running} pods"));
         interrupt::check()?;
 
         let running: Vec<&BenchPod> = pods

@@ -58,7 +58,7 @@ fn measure(
         .progress
         .section(&format!("memory: starting {pods} {runtime} pods"), pods);
     let names = (0..pods).map(|i| format!("memory-{runtime}-{i}")).collect();
-    let started = bench.start_many(runtime, names, Workload::Touch, 1, &|| None);
+    let started = bench.start_many(runtime, names, Workload::Touch, 1, usize::MAX, &|| None);
     bench
         .progress
         .finish(&format!("{} started", started.pods.len()));
