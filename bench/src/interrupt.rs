@@ -1,7 +1,9 @@
 //! Ctrl-C, SIGTERM and SIGHUP: the first one asks the benchmark to stop after the CRI calls
-//! in flight and to clean up (remove every pod it made, stop its containerd); a second one
-//! stops the private containerd from the signal thread at once (which removes the pods
-//! through CRI too) and exits.
+//! in flight and to clean up (remove every pod it made, stop its containerd); a second one,
+//! while the benchmark still measures, stops the private containerd from the signal thread
+//! at once (which removes the pods through CRI too), sweeps lightpod's state directory and
+//! exits. Once the benchmark's own clean-up began, further signals only ask for patience:
+//! two clean-ups at once would trip over each other.
 //!
 //! The signals are blocked in every thread and taken by one thread with sigwait(2), so no
 //! code runs in a signal handler. Children get an empty signal mask from `std::process`.
@@ -20,8 +22,21 @@ use nix::sys::signal::{SigSet, Signal};
 
 /// Set by the first signal.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// The private containerd the forced path stops, once it runs.
-static CONTAINERD_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// Set when a clean-up began (the benchmark's own, or the forced one).
+static CLEANING: AtomicBool = AtomicBool::new(false);
+/// What the forced path cleans up, once containerd runs.
+static CLEANUP: Mutex<Option<CleanupPaths>> = Mutex::new(None);
+
+/// What a forced clean-up removes.
+#[derive(Debug, Clone)]
+pub struct CleanupPaths {
+    /// The private containerd's directory.
+    pub containerd_dir: PathBuf,
+    /// lightpod's state directory, when the configuration names one.
+    pub state_dir: Option<PathBuf>,
+    /// The run's lock file.
+    pub lock: PathBuf,
+}
 
 /// The benchmark was interrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +61,10 @@ pub fn install() -> std::io::Result<()> {
             let Ok(signal) = set.wait() else {
                 continue;
             };
+            if CLEANING.load(Ordering::SeqCst) {
+                tracing::warn!(%signal, "cleaning up already: removing the pods, stopping containerd");
+                continue;
+            }
             if !INTERRUPTED.swap(true, Ordering::SeqCst) {
                 tracing::warn!(
                     %signal,
@@ -59,9 +78,14 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Records the directory of the private containerd, for the forced stop.
-pub fn containerd_started(dir: PathBuf) {
-    *CONTAINERD_DIR.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir);
+/// Records what a forced stop cleans up, once containerd runs.
+pub fn containerd_started(paths: CleanupPaths) {
+    *CLEANUP.lock().unwrap_or_else(|p| p.into_inner()) = Some(paths);
+}
+
+/// The benchmark's own clean-up begins: signals no longer force one.
+pub fn cleaning_up() {
+    CLEANING.store(true, Ordering::SeqCst);
 }
 
 /// Whether a signal asked the benchmark to stop.
@@ -91,16 +115,24 @@ pub fn sleep(duration: Duration) -> Result<(), Interrupted> {
     }
 }
 
-/// The second signal: stop containerd (its pods go through CRI first) and exit.
+/// The second signal: stop containerd (its pods go through CRI first), sweep the shims'
+/// state directory, and exit.
 fn force_stop(signal: Signal) -> ! {
-    let dir = CONTAINERD_DIR
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    CLEANING.store(true, Ordering::SeqCst);
+    let cleanup = CLEANUP.lock().unwrap_or_else(|p| p.into_inner()).clone();
     tracing::warn!(%signal, "interrupted again: stopping containerd now");
-    if let Some(dir) = dir {
-        if let Err(error) = lightpod_harness::containerd::stop(&dir) {
-            tracing::error!(dir = %dir.display(), error = %error, "stopping containerd");
+    if let Some(paths) = cleanup {
+        if let Err(error) = lightpod_harness::containerd::stop(&paths.containerd_dir) {
+            let dir = paths.containerd_dir.display();
+            tracing::error!(dir = %dir, error = %error, "stopping containerd");
+        }
+        let swept = paths.state_dir.map(|d| crate::leftovers::sweep(&d));
+        for item in swept.unwrap_or_default() {
+            tracing::warn!(%item, "the pods left something behind");
+        }
+        let _ = std::fs::remove_file(&paths.lock);
+        if let Some(parent) = paths.lock.parent() {
+            let _ = std::fs::remove_dir(parent);
         }
     }
     std::process::exit(130)

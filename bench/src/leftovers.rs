@@ -1,6 +1,10 @@
 //! The last check of a run, after containerd stopped: nothing of lightpod's pods may be left
 //! in the shims' state directory. Processes still naming it (a VMM or helper whose shim was
-//! killed) are killed; directories left empty are removed; anything else is reported.
+//! killed) are killed, mounts under it are detached, and then what is left of it is removed.
+//! Every item found is reported: after a clean run there is none but empty directories.
+//!
+//! The directory is the benchmark's own (its configuration names it, and the run lock keeps
+//! a second run out), so removing it once nothing is mounted there takes nothing from anyone.
 //!
 //! The state directory is `[runtime] state_dir` of the shims' configuration file
 //! (`LIGHTPOD_CONFIG`); without one, nothing is swept, since the default directory may
@@ -13,6 +17,7 @@ use std::{
 };
 
 use nix::{
+    mount::{umount2, MntFlags},
     sys::signal::{kill, Signal},
     unistd::Pid,
 };
@@ -37,10 +42,36 @@ fn state_dir_in(text: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Kills processes that name `state_dir` in their arguments, removes the directories under
-/// it that are empty (and it, when it ends up empty); what was left, one item each.
+/// Kills processes that name `state_dir` in their arguments, detaches the mounts under it,
+/// and removes it; what was found on the way, one item each (empty directories are not
+/// counted).
 pub fn sweep(state_dir: &Path) -> Vec<String> {
-    let mut left = Vec::new();
+    let mut found = Vec::new();
+    kill_strays(state_dir, &mut found);
+    let mounts = mounts_under(state_dir);
+    for mount in &mounts {
+        found.push(format!("mount {}, detached", mount.display()));
+        if let Err(error) = umount2(mount, MntFlags::MNT_DETACH) {
+            tracing::warn!(mount = %mount.display(), %error, "cannot detach a leftover mount");
+        }
+    }
+    if !mounts_under(state_dir).is_empty() {
+        found.push(format!(
+            "{} kept: mounts remain under it",
+            state_dir.display()
+        ));
+        return found;
+    }
+    list_files(state_dir, &mut found);
+    if let Err(error) = std::fs::remove_dir_all(state_dir) {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            found.push(format!("{} not removed: {error}", state_dir.display()));
+        }
+    }
+    found
+}
+
+fn kill_strays(state_dir: &Path, found: &mut Vec<String>) {
     let needle = format!("{}/", state_dir.display());
     let table = ProcessTable::read();
     let me = std::process::id();
@@ -56,7 +87,7 @@ pub fn sweep(state_dir: &Path) -> Vec<String> {
     for pid in &stray {
         let name = table.get(*pid).map(|p| p.comm.clone()).unwrap_or_default();
         tracing::warn!(pid, process = %name, "killing a process the pods left behind");
-        left.push(format!("process {pid} ({name}), killed"));
+        found.push(format!("process {pid} ({name}), killed"));
         if let Ok(pid) = i32::try_from(*pid) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
@@ -64,25 +95,62 @@ pub fn sweep(state_dir: &Path) -> Vec<String> {
     if !stray.is_empty() {
         thread::sleep(KILL_GRACE);
     }
-    remove_empty(state_dir, &mut left);
-    left
 }
 
-/// Removes the empty directories of the tree at `dir` bottom up; what is not empty is
-/// reported (never removed: it may be a mount point or a pod's state).
-fn remove_empty(dir: &Path, left: &mut Vec<String>) {
+/// Mount points under `dir`, deepest first (so each is detached before its parent).
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts = mount_points_in(&text, dir);
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    mounts
+}
+
+/// The mount points (field 5 of proc(5)'s mountinfo, octal escapes undone) under `dir`.
+fn mount_points_in(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_octal(field)))
+        .filter(|point| point.starts_with(dir) && point != dir)
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_octal(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let code = rest
+            .get(at + 1..at + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(byte) => {
+                out.push(char::from(byte));
+                rest = &rest[at + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Reports the files of the tree at `dir` (a pod's state the shim did not clean up).
+fn list_files(dir: &Path, found: &mut Vec<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         match entry.file_type() {
-            Ok(kind) if kind.is_dir() => remove_empty(&path, left),
-            _ => left.push(format!("{} left in the state directory", path.display())),
+            Ok(kind) if kind.is_dir() => list_files(&path, found),
+            _ => found.push(format!("{} left in the state directory", path.display())),
         }
     }
-    // Fails, and rightly so, when something is still in it.
-    let _ = std::fs::remove_dir(dir);
 }
 
 #[cfg(test)]
@@ -104,22 +172,42 @@ mod tests {
     }
 
     #[test]
-    fn empty_directories_go_and_files_are_reported() {
+    fn the_state_directory_goes_and_files_are_reported() {
         let root = tempfile::tempdir().unwrap();
         let state = root.path().join("state");
         std::fs::create_dir_all(state.join("k8s.io/sandboxes")).unwrap();
-        assert!(sweep(&state).is_empty());
+        assert!(sweep(&state).is_empty(), "empty directories are no finding");
         assert!(!state.exists(), "an empty tree goes entirely");
 
         std::fs::create_dir_all(state.join("k8s.io/sandboxes/abc/vm")).unwrap();
-        std::fs::create_dir_all(state.join("other")).unwrap();
         std::fs::write(state.join("k8s.io/sandboxes/abc/vm/console.log"), "x").unwrap();
-        let left = sweep(&state);
-        assert_eq!(left.len(), 1, "{left:?}");
+        let found = sweep(&state);
+        assert_eq!(found.len(), 1, "{found:?}");
         assert!(
-            left[0].ends_with("console.log left in the state directory"),
-            "{left:?}"
+            found[0].ends_with("console.log left in the state directory"),
+            "{found:?}"
         );
-        assert!(!state.join("other").exists(), "empty siblings still go");
+        assert!(!state.exists(), "nothing is mounted there: it goes");
+    }
+
+    #[test]
+    fn mount_points_under_the_directory_are_found_and_unescaped() {
+        let mountinfo = "27 1 254:0 / / rw - ext4 /dev/vda rw\n\
+            76 27 0:46 / /run/lb/state/k8s.io/sandboxes/a/shared/c/rootfs rw - overlay overlay rw\n\
+            77 27 0:40 / /run/lb/state/k8s.io/sandboxes/a/shared/c/mounts/6 ro - tmpfs shm rw\n\
+            78 27 0:41 / /run/lb/state\\040x rw - tmpfs t rw\n\
+            79 27 0:42 / /run/lb/stateful rw - tmpfs t rw\n";
+        let dir = Path::new("/run/lb/state");
+        let points = mount_points_in(mountinfo, dir);
+        assert_eq!(
+            points,
+            [
+                PathBuf::from("/run/lb/state/k8s.io/sandboxes/a/shared/c/rootfs"),
+                PathBuf::from("/run/lb/state/k8s.io/sandboxes/a/shared/c/mounts/6"),
+            ],
+            "a sibling with the same prefix is not under it"
+        );
+        assert_eq!(unescape_octal("/run/lb/state\\040x"), "/run/lb/state x");
+        assert_eq!(unescape_octal("a\\b"), "a\\b", "a lone backslash stays");
     }
 }

@@ -74,8 +74,9 @@ pub struct StartFailure {
     pub step: &'static str,
     /// Why.
     pub reason: String,
-    /// The pod when RunPodSandbox had made one: the caller removes it.
-    pub pod: Option<CriPod>,
+    /// The pod when RunPodSandbox had made one: the caller removes it (boxed: a pod carries
+    /// its whole sandbox config).
+    pub pod: Option<Box<CriPod>>,
 }
 
 impl std::fmt::Display for StartFailure {
@@ -96,7 +97,11 @@ pub fn start(
     name: &str,
     workload: Workload,
 ) -> Result<BenchPod, StartFailure> {
-    let fail = |step, reason: String, pod| StartFailure { step, reason, pod };
+    let fail = |step, reason: String, pod: Option<CriPod>| StartFailure {
+        step,
+        reason,
+        pod: pod.map(Box::new),
+    };
     interrupt::check().map_err(|e| fail("start", e.to_string(), None))?;
     let builder = PodSandboxConfigBuilder::new(name)
         .namespace(POD_NAMESPACE)

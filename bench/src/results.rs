@@ -20,6 +20,9 @@ pub struct Results {
     pub command: String,
     /// Whether a signal cut the run short (the figures cover what was done).
     pub interrupted: bool,
+    /// What the pods left in lightpod's state directory after containerd stopped (removed
+    /// then); empty after a clean run.
+    pub leftovers: Vec<String>,
     /// The machine.
     pub machine: Machine,
     /// What the run was asked to do.

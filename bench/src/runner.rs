@@ -26,7 +26,7 @@ pub struct Started {
 impl Started {
     /// Every pod made, started or failed, to remove.
     pub fn into_pods(self) -> Vec<CriPod> {
-        let failed = self.failures.into_iter().filter_map(|f| f.pod);
+        let failed = self.failures.into_iter().filter_map(|f| f.pod.map(|p| *p));
         self.pods.into_iter().map(|p| p.pod).chain(failed).collect()
     }
 }

@@ -14,7 +14,7 @@ use lightpod_harness::{
 use crate::{
     error::BenchError,
     interrupt::{self, Interrupted},
-    machine,
+    leftovers, machine,
     options::{Options, Scenario},
     phases,
     pod::PodContext,
@@ -64,24 +64,42 @@ pub fn run(options: &Options) -> Result<Outcome, BenchError> {
         );
     }
 
-    let _lock = RunLock::take(&options.containerd_dir)?;
+    let lock = RunLock::take(&options.containerd_dir)?;
     let progress = Progress::new();
     progress.section("building the test images", 0);
     let images = Images::build(&options.image_cache).map_err(BenchError::BuildImages)?;
     progress.finish("done");
+    let state_dir = options
+        .lightpod_config
+        .as_deref()
+        .and_then(leftovers::state_dir_of);
     let containerd = start_containerd(options, &images, &progress)?;
+    interrupt::containerd_started(interrupt::CleanupPaths {
+        containerd_dir: containerd.dir().to_path_buf(),
+        state_dir: state_dir.clone(),
+        lock: lock.path.clone(),
+    });
 
     let measured = measure(options, &containerd, progress, &mut results);
     results.machine.load_after = machine::load_average();
     results.machine.host_cpu_busy_percent = busy_since(host_cpu_before);
 
+    interrupt::cleaning_up();
     let stopping = Instant::now();
     tracing::info!("stopping the private containerd");
-    containerd.stop().map_err(BenchError::StopContainerd)?;
+    let stopped = containerd.stop().map_err(BenchError::StopContainerd);
     tracing::info!(
         elapsed_ms = stopping.elapsed().as_millis() as u64,
         "containerd stopped"
     );
+    // Also after a failed stop: what the pods left in lightpod's state goes all the same.
+    if let Some(state_dir) = &state_dir {
+        results.leftovers = leftovers::sweep(state_dir);
+        for item in &results.leftovers {
+            tracing::warn!(%item, "the pods left something behind");
+        }
+    }
+    stopped?;
     results.duration_secs = began.elapsed().as_secs_f64();
     if measured.is_err() {
         results.interrupted = true;
@@ -257,7 +275,6 @@ fn start_containerd(
     start.subnet = options.subnet;
     start.images = images.all().into_iter().cloned().collect();
     let containerd = PrivateContainerd::start(&start).map_err(BenchError::StartContainerd)?;
-    interrupt::containerd_started(containerd.dir().to_path_buf());
     progress.finish(&format!("up, log {}", containerd.log_file().display()));
     Ok(containerd)
 }

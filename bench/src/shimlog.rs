@@ -126,8 +126,8 @@ impl ShimLog {
                     };
                     let phases = fields
                         .fields
-                        .iter()
-                        .filter_map(|(k, _)| {
+                        .keys()
+                        .filter_map(|k| {
                             let name = k.strip_suffix("_ms")?;
                             Some((name.to_string(), fields.millis(k)?))
                         })

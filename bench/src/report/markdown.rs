@@ -69,6 +69,13 @@ fn header(out: &mut String, r: &Results) {
         m.host_cpu_busy_percent
             .map_or("-".into(), |p| format!("{p:.0} %"))
     );
+    if !r.leftovers.is_empty() {
+        let _ = writeln!(
+            out,
+            "Left behind by the pods after containerd stopped (removed by the benchmark): {}\n",
+            r.leftovers.join("; ")
+        );
+    }
 }
 
 fn latency_table(out: &mut String, l: &Latency) {
@@ -323,15 +330,14 @@ mod tests {
 
     #[test]
     fn tables_show_both_runtimes_and_the_ratio() {
-        let mut results = Results::default();
-        results.latency = Some(Latency {
+        let latency = Latency {
             steps: vec![Step {
                 name: "start to first line".into(),
                 description: String::new(),
                 figures: Compared::of(&[100.0, 200.0], &[1000.0, 3000.0]),
             }],
             ..Default::default()
-        });
+        };
         let mut run = ParallelRun {
             n: 10,
             runc: Some(ParallelOutcome {
@@ -349,7 +355,11 @@ mod tests {
             ratio_all_ready: None,
         };
         run.compare();
-        results.parallel = vec![run];
+        let results = Results {
+            latency: Some(latency),
+            parallel: vec![run],
+            ..Default::default()
+        };
         let text = render(&results);
         assert!(
             text.contains("| start to first line | runc | 100 | 100 | 200 | 200 |"),

@@ -157,7 +157,12 @@ fn climb(
                 }
             }
             pods.extend(started.pods.into_iter().map(Slot::Running));
-            pods.extend(started.failures.into_iter().map(|f| Slot::Failed(f.pod)));
+            pods.extend(
+                started
+                    .failures
+                    .into_iter()
+                    .map(|f| Slot::Failed(f.pod.map(|p| *p))),
+            );
         }
         let running = pods
             .iter()

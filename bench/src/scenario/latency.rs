@@ -107,7 +107,7 @@ fn one(bench: &mut Bench, runtime: Runtime, name: &str) -> Result<LatencySample,
         Err(failure) => {
             let reason = failure.to_string();
             if let Some(pod) = failure.pod {
-                let _ = crate::pod::remove(&mut bench.cri, pod);
+                let _ = crate::pod::remove(&mut bench.cri, *pod);
             }
             return Err(reason);
         }

@@ -116,7 +116,7 @@ fn batch(bench: &Bench, runtime: Runtime, n: usize) -> (ParallelOutcome, Vec<Cri
                 if outcome.errors.len() < MAX_ERRORS && !outcome.errors.contains(&reason) {
                     outcome.errors.push(reason);
                 }
-                pods.extend(failure.pod);
+                pods.extend(failure.pod.map(|p| *p));
             }
         }
     }
