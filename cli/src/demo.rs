@@ -57,8 +57,12 @@ pub fn demo(config: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the demo starts containerd and VMs and makes mounts: run it as root (sudo lightpod demo)");
     }
+    // containerd starts the shim from its own working directory: paths given to it must be
+    // absolute.
     let shim_dir = match args.shim_dir.clone() {
-        Some(dir) => dir,
+        Some(dir) => {
+            std::path::absolute(&dir).with_context(|| format!("--shim-dir {}", dir.display()))?
+        }
         None => beside_this_binary()?,
     };
     if !shim_dir.join("containerd-shim-lightpod-v2").exists() {
@@ -70,6 +74,12 @@ pub fn demo(config: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> {
     }
     // containerd passes its environment on to the shims it starts.
     if let Some(config) = config {
+        let config = config.canonicalize().with_context(|| {
+            format!(
+                "the configuration file {} (given with --config)",
+                config.display()
+            )
+        })?;
         std::env::set_var(lightpod_sandbox::config::CONFIG_ENV, config);
     }
     let interrupted = watch_interrupts()?;
@@ -95,7 +105,10 @@ pub fn demo(config: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> {
     let outcome = run_pod(&containerd, &interrupted, &mut report);
     let started = Instant::now();
     let stopped = containerd.stop().context("stop the private containerd");
-    report.step(Step::new("cleaned up: pod removed, containerd stopped", started));
+    report.step(Step::new(
+        "cleaned up: pod removed, containerd stopped",
+        started,
+    ));
     let facts = outcome?;
     stopped?;
     report.print(&facts);
@@ -119,7 +132,9 @@ fn run_pod(
     interrupted: &AtomicBool,
     report: &mut Report,
 ) -> anyhow::Result<PodFacts> {
-    let mut cri = containerd.cri().context("connect to containerd's CRI socket")?;
+    let mut cri = containerd
+        .cri()
+        .context("connect to containerd's CRI socket")?;
     let check = || {
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted");
@@ -167,8 +182,7 @@ fn run_pod(
     facts.status_line = response.lines().next().unwrap_or_default().to_string();
     facts.page = response.lines().last().unwrap_or_default().to_string();
     report.step(
-        Step::new("web server answered the host on the pod IP", started)
-            .detail(&facts.status_line),
+        Step::new("web server answered the host on the pod IP", started).detail(&facts.status_line),
     );
 
     facts.guest_kernel = exec_line(&mut cri, &web, &["uname", "-r"])?;
@@ -255,9 +269,10 @@ fn watch_interrupts() -> anyhow::Result<Arc<AtomicBool>> {
         .spawn(move || {
             runtime.block_on(async {
                 use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term)) =
-                    (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-                else {
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
                     return;
                 };
                 tokio::select! {

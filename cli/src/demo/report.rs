@@ -58,7 +58,10 @@ impl Report {
             facts.guest_kernel, facts.host_kernel
         );
         println!("  from the host   {}  {}", facts.status_line, facts.page);
-        println!("  from the pod    the sidecar read {} on localhost", facts.sidecar_saw);
+        println!(
+            "  from the pod    the sidecar read {} on localhost",
+            facts.sidecar_saw
+        );
         if !facts.vm_phases.is_empty() {
             let phases: Vec<String> = facts
                 .vm_phases
@@ -108,7 +111,10 @@ fn fields(line: &str) -> Vec<(String, String)> {
                 .char_indices()
                 .find(|&(i, c)| c == '"' && !quoted[..i].ends_with('\\'))
                 .map_or(quoted.len(), |(i, _)| i);
-            (quoted[..end].to_string(), quoted.get(end + 1..).unwrap_or(""))
+            (
+                quoted[..end].to_string(),
+                quoted.get(end + 1..).unwrap_or(""),
+            )
         } else {
             let end = after.find(' ').unwrap_or(after.len());
             (after[..end].to_string(), &after[end..])
