@@ -22,6 +22,10 @@
 # Environment:
 #   LIGHTPOD_BENCH_KERNEL    guest kernel (default: the one built into target/kernel)
 #   LIGHTPOD_BENCH_SKIP_DEPS=1  skip deploy/install.sh --deps-only
+#   LIGHTPOD_BENCH_QEMU      extra lines for the [qemu] section of the shims' configuration,
+#                            e.g. to measure lightpod as it was before a change:
+#                            $'tcg_tb_size_mib = 1024\nfree_page_reporting = false'
+#   LIGHTPOD_BENCH_RESULTS   where the results go (default bench/results)
 #   CARGO_BUILD_JOBS         parallel compile jobs (builds are slow on 2 cores)
 set -euo pipefail
 
@@ -64,6 +68,8 @@ boot_timeout_secs = 300
 kernel = "$kernel"
 agent = "$here/target/x86_64-unknown-linux-gnu/release/lightpod-agent"
 image_cache = "$here/target/bench-cache/guest"
+[qemu]
+${LIGHTPOD_BENCH_QEMU:-}
 CONFIG
 
 # The chart: matplotlib from PyPI in a venv (Debian's python3-venv). Without it the run
@@ -78,7 +84,7 @@ fi
 
 # `exec`: Ctrl-C and SIGTERM go straight to the benchmark, which cleans up.
 exec "$here/target/release/lightpod-bench" \
-    --results-dir "$here/bench/results" \
+    --results-dir "${LIGHTPOD_BENCH_RESULTS:-$here/bench/results}" \
     --image-cache "$here/target/bench-cache" \
     --python "$venv/bin/python" \
     --chart-script "$here/bench/chart.py" \

@@ -26,6 +26,10 @@ pub struct AgentParams {
     pub channel: ChannelSpec,
     /// Most verbose log level to emit.
     pub log_level: LevelFilter,
+    /// The kernel's own `page_reporting.page_reporting_order=`, which Linux 6.1 overwrites
+    /// when the balloon driver registers; the agent sets it again (see
+    /// [`crate::boot::page_reporting`]).
+    pub page_reporting_order: Option<u32>,
 }
 
 impl Default for AgentParams {
@@ -33,6 +37,7 @@ impl Default for AgentParams {
         AgentParams {
             channel: ChannelSpec::VirtioPort(DEFAULT_PORT_NAME.to_string()),
             log_level: LevelFilter::INFO,
+            page_reporting_order: None,
         }
     }
 }
@@ -63,6 +68,10 @@ pub fn parse(cmdline: &str) -> Result<AgentParams, CmdlineError> {
         match key {
             "lightpod.channel" => params.channel = parse_channel(value)?,
             "lightpod.log" => params.log_level = parse_level(value)?,
+            // The kernel rejects a value that is not a number; so does the agent, quietly.
+            "page_reporting.page_reporting_order" => {
+                params.page_reporting_order = value.parse().ok();
+            }
             _ => {}
         }
     }
@@ -135,6 +144,10 @@ mod tests {
                 LevelFilter::INFO,
             ),
         ];
+        let params = parse("console=ttyS0 page_reporting.page_reporting_order=5").unwrap();
+        assert_eq!(params.page_reporting_order, Some(5));
+        let params = parse("page_reporting.page_reporting_order=x").unwrap();
+        assert_eq!(params.page_reporting_order, None);
         for (name, line, channel, level) in cases {
             let params = parse(line).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&params.channel, channel, "{name}");

@@ -78,6 +78,9 @@ fn main() {
         }
         let loaded = boot::modules::load_all(std::path::Path::new(boot::modules::MODULES_LOAD));
         tracing::info!(loaded, "kernel modules loaded");
+        if let Some(order) = params.page_reporting_order {
+            boot::page_reporting(order);
+        }
     }
 
     let runtime = match tokio::runtime::Builder::new_current_thread()

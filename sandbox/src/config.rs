@@ -183,6 +183,13 @@ impl Config {
             source,
         })?;
         config.vm.validate(false)?;
+        if config.qemu.tcg_tb_size_mib == 0 {
+            return Err(ConfigError::Invalid {
+                key: "qemu.tcg_tb_size_mib".into(),
+                value: "0".into(),
+                reason: "must be at least 1 (MiB of translated code per guest)".into(),
+            });
+        }
         Ok(config)
     }
 }

@@ -32,6 +32,18 @@ pub fn second_stage(sys: &dyn Syscall) -> Result<(), EarlyMountError> {
     mounts::dev_links(sys)
 }
 
+/// Sets the smallest block of free memory (2^order pages) the kernel reports to the host
+/// through the balloon's free page reporting. Linux 6.1 replaces the command line's value
+/// with its default (4 MiB blocks here) when the balloon driver registers, which leaves most
+/// of the memory freed after boot (the initramfs archive, early allocations) with the host.
+pub fn page_reporting(order: u32) {
+    let path = "/sys/module/page_reporting/parameters/page_reporting_order";
+    match std::fs::write(path, order.to_string()) {
+        Ok(()) => tracing::debug!(order, "free page reporting order set"),
+        Err(err) => tracing::info!(order, %err, "free page reporting order not set"),
+    }
+}
+
 /// Opens `/dev/console` onto whichever of fds 0-2 are closed. Later descriptors (pipes of
 /// container processes) must never land on 0-2.
 fn attach_console() {

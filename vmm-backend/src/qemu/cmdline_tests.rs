@@ -7,7 +7,11 @@ use super::*;
 fn sample(machine: MachineType, accel: Accelerator) -> QemuCommandLine {
     let dir = PathBuf::from("/run/vm");
     QemuCommandLine {
-        machine: MachineOpts { machine, accel },
+        machine: MachineOpts {
+            machine,
+            accel,
+            tcg_tb_mib: 16,
+        },
         cpu: CpuOpts { accel, vcpus: 2 },
         memory: MemoryOpts { mib: 256 },
         boot: KernelBootOpts {
@@ -35,6 +39,7 @@ fn sample(machine: MachineType, accel: Accelerator) -> QemuCommandLine {
             path: "/img/disk,1.raw".into(),
             readonly: true,
         }],
+        balloon: Some(BalloonOpts),
         control: ControlOpts {
             qmp_socket: dir.join("qmp.sock"),
             pid_file: dir.join("qemu.pid"),
@@ -58,6 +63,7 @@ fn options_per_machine_and_accelerator() {
         machine: MachineType,
         accel: Accelerator,
         machine_opt: &'static str,
+        accel_opt: &'static str,
         cpu: &'static str,
         device_suffix: &'static str,
     }
@@ -67,7 +73,8 @@ fn options_per_machine_and_accelerator() {
             machine: MachineType::Microvm,
             accel: Accelerator::Tcg,
             machine_opt:
-                "microvm,accel=tcg,memory-backend=ram,isa-serial=on,acpi=on,x-option-roms=off",
+                "microvm,memory-backend=ram,isa-serial=on,acpi=on,x-option-roms=off",
+            accel_opt: "tcg,tb-size=16",
             cpu: "max",
             device_suffix: "-device",
         },
@@ -76,7 +83,8 @@ fn options_per_machine_and_accelerator() {
             machine: MachineType::Microvm,
             accel: Accelerator::Kvm,
             machine_opt:
-                "microvm,accel=kvm,memory-backend=ram,isa-serial=on,acpi=on,x-option-roms=off",
+                "microvm,memory-backend=ram,isa-serial=on,acpi=on,x-option-roms=off",
+            accel_opt: "kvm",
             cpu: "host",
             device_suffix: "-device",
         },
@@ -84,7 +92,8 @@ fn options_per_machine_and_accelerator() {
             name: "q35/tcg",
             machine: MachineType::Q35,
             accel: Accelerator::Tcg,
-            machine_opt: "q35,accel=tcg,memory-backend=ram",
+            machine_opt: "q35,memory-backend=ram",
+            accel_opt: "tcg,tb-size=16",
             cpu: "max",
             device_suffix: "-pci",
         },
@@ -92,7 +101,8 @@ fn options_per_machine_and_accelerator() {
             name: "q35/kvm",
             machine: MachineType::Q35,
             accel: Accelerator::Kvm,
-            machine_opt: "q35,accel=kvm,memory-backend=ram",
+            machine_opt: "q35,memory-backend=ram",
+            accel_opt: "kvm",
             cpu: "host",
             device_suffix: "-pci",
         },
@@ -103,6 +113,12 @@ fn options_per_machine_and_accelerator() {
             values(&args, "-machine"),
             [case.machine_opt],
             "{}: -machine",
+            case.name
+        );
+        assert_eq!(
+            values(&args, "-accel"),
+            [case.accel_opt],
+            "{}: -accel",
             case.name
         );
         assert_eq!(values(&args, "-cpu"), [case.cpu], "{}: -cpu", case.name);
@@ -119,6 +135,10 @@ fn options_per_machine_and_accelerator() {
                 case.device_suffix
             ),
             format!("virtio-blk{},drive=blk0", case.device_suffix),
+            format!(
+                "virtio-balloon{},id=balloon,free-page-reporting=on",
+                case.device_suffix
+            ),
         ];
         assert_eq!(devices, expected, "{}: devices", case.name);
         for flag in ["-S", "-nodefaults", "-no-user-config", "-no-reboot"] {

@@ -54,6 +54,13 @@ pub struct QemuConfig {
     pub probe_cache_dir: PathBuf,
     /// How long the KVM boot probe may take before KVM is judged unusable, in seconds.
     pub probe_timeout_secs: u64,
+    /// Size of TCG's translation cache per guest, in MiB (TCG only). Smaller saves host
+    /// memory per VM; too small makes QEMU translate the guest's code again and again.
+    pub tcg_tb_size_mib: u32,
+    /// Give guests a virtio balloon with free page reporting, so that memory a guest frees
+    /// goes back to the host (needs `CONFIG_VIRTIO_BALLOON` in the guest kernel; lightpod's
+    /// kernel has it).
+    pub free_page_reporting: bool,
 }
 
 impl Default for QemuConfig {
@@ -65,6 +72,8 @@ impl Default for QemuConfig {
             virtiofsd: PathBuf::from("/usr/local/lib/lightpod/virtiofsd"),
             probe_cache_dir: PathBuf::from("/run/lightpod"),
             probe_timeout_secs: 20,
+            tcg_tb_size_mib: 16,
+            free_page_reporting: true,
         }
     }
 }

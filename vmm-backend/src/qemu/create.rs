@@ -20,11 +20,11 @@ use tokio::{
 use crate::{
     qemu::{
         cmdline::{
-            AgentChannelOpts, BlockOpts, ConsoleOpts, ControlOpts, CpuOpts, KernelBootOpts,
+            AgentChannelOpts, BalloonOpts, BlockOpts, ConsoleOpts, ControlOpts, CpuOpts, KernelBootOpts,
             MachineOpts, MemoryOpts, NetOpts, QemuCommandLine, VirtioFsOpts,
         },
         config::MachineType,
-        kernel_params::{guest_cmdline, AGENT_PORT_NAME},
+        kernel_params::{guest_cmdline, page_reporting_param, AGENT_PORT_NAME},
         logs,
         process::{self, ExitLogs},
         qmp::QmpConnection,
@@ -48,6 +48,10 @@ pub struct CreateParams {
     pub accel: Accelerator,
     /// Host TSC kHz for `tsc_early_khz=` under TCG.
     pub tsc_khz: Option<u64>,
+    /// TCG translation cache size in MiB.
+    pub tcg_tb_mib: u32,
+    /// Whether guests get a free-page-reporting balloon.
+    pub free_page_reporting: bool,
 }
 
 /// The files of a VM inside its state directory.
@@ -208,6 +212,7 @@ async fn boot(
         machine: MachineOpts {
             machine: params.machine,
             accel: params.accel,
+            tcg_tb_mib: params.tcg_tb_mib,
         },
         cpu: CpuOpts {
             accel: params.accel,
@@ -219,7 +224,7 @@ async fn boot(
         boot: KernelBootOpts {
             kernel: spec.kernel.clone(),
             initrd: spec.initrd.clone(),
-            cmdline: guest_cmdline(params.accel, params.tsc_khz, &spec.kernel_params),
+            cmdline: guest_cmdline(params.accel, params.tsc_khz, &kernel_params(params, spec)),
         },
         console: ConsoleOpts {
             log: paths.file("console.log"),
@@ -238,6 +243,7 @@ async fn boot(
                 readonly: b.readonly,
             })
             .collect(),
+        balloon: params.free_page_reporting.then_some(BalloonOpts),
         control: ControlOpts {
             qmp_socket: paths.file("qmp.sock"),
             pid_file: paths.file("qemu.pid"),
@@ -354,4 +360,15 @@ async fn exited_error(started: &mut Started, logs: &ExitLogs) -> Option<VmError>
         status: status.to_string(),
         log: logs::vm_tail(&logs.stderr, &logs.console),
     })
+}
+
+/// The caller's kernel parameters, after the backend's own for the devices it adds (so the
+/// caller's win: the last occurrence of a parameter counts).
+fn kernel_params(params: &CreateParams, spec: &VmSpec) -> Vec<String> {
+    let mut all = Vec::with_capacity(spec.kernel_params.len() + 1);
+    if params.free_page_reporting {
+        all.push(page_reporting_param());
+    }
+    all.extend(spec.kernel_params.iter().cloned());
+    all
 }

@@ -237,6 +237,8 @@ impl QemuHypervisor {
             tsc_khz: (accel == Accelerator::Tcg)
                 .then(tsc::host_tsc_khz)
                 .flatten(),
+            tcg_tb_mib: self.config.tcg_tb_size_mib,
+            free_page_reporting: self.config.free_page_reporting,
         }
     }
 
