@@ -7,7 +7,7 @@
 #     /usr/local/lib/lightpod/lightpod-agent; for the Xen backend, its block hotplug script
 #     /usr/local/lib/lightpod/xen-block-hotplug and /etc/lightpod/xen.toml;
 #   - lightpod's guest kernel, built from Debian's linux-source-6.1, into
-#     /var/lib/lightpod/kernel (about 5 minutes on 2 cores the first time, then cached);
+#     /var/lib/lightpod/kernel (about 10 minutes on 2 cores the first time, then cached);
 #   - /etc/lightpod/config.toml (only if absent) and a warm guest image cache.
 # It changes the system containerd's configuration only with --containerd; `lightpod demo`
 # runs a private containerd of its own.
@@ -156,7 +156,7 @@ $deps_only && exit 0
 
 build_binaries
 if $build_kernel; then
-    log "building the guest kernel into $kernel_dir (first time: about 5 minutes)"
+    log "building the guest kernel into $kernel_dir (first time: about 10 minutes)"
     "$here/vmm-backend/guest/kernel/build-kernel.sh" "$kernel_dir" ||
         die "the guest kernel build failed"
 fi

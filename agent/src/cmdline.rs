@@ -144,9 +144,11 @@ mod tests {
                 LevelFilter::INFO,
             ),
         ];
-        let params = parse("console=ttyS0 page_reporting.page_reporting_order=5").unwrap();
+        let params = parse("console=ttyS0 page_reporting.page_reporting_order=5")
+            .expect("a reporting order parses");
         assert_eq!(params.page_reporting_order, Some(5));
-        let params = parse("page_reporting.page_reporting_order=x").unwrap();
+        let params = parse("page_reporting.page_reporting_order=x")
+            .expect("a bad reporting order is ignored, not an error");
         assert_eq!(params.page_reporting_order, None);
         for (name, line, channel, level) in cases {
             let params = parse(line).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -256,14 +256,21 @@ fn density_table(out: &mut String, d: &Density) {
             }
         }
         if let (Some(r), Some(l)) = (point(runc, pods), point(lightpod, pods)) {
-            let ratio = |a: f64, b: f64| crate::stats::ratio(a, b).map_or("-".into(), times);
+            // A base that the table shows as zero (runc's host memory and CPU are often
+            // within the noise) gives no ratio: dividing by noise means nothing.
+            let ratio = |a: f64, b: f64, digits: i32| {
+                if b.abs() < 0.5 * 10f64.powi(-digits) {
+                    return "-".to_string();
+                }
+                crate::stats::ratio(a, b).map_or("-".into(), times)
+            };
             let _ = writeln!(
                 out,
                 "| {pods} | lightpod / runc | {} | {} | {} | {} | |",
-                ratio(l.pss_per_pod_mib, r.pss_per_pod_mib),
-                ratio(l.pss_total_mib, r.pss_total_mib),
-                ratio(l.host_used_mib, r.host_used_mib),
-                ratio(l.pods_cpu_percent, r.pods_cpu_percent)
+                ratio(l.pss_per_pod_mib, r.pss_per_pod_mib, 1),
+                ratio(l.pss_total_mib, r.pss_total_mib, 0),
+                ratio(l.host_used_mib, r.host_used_mib, 0),
+                ratio(l.pods_cpu_percent, r.pods_cpu_percent, 1)
             );
         }
     }

@@ -81,8 +81,8 @@ pub fn vm_phases(log: &Path, pod_id: &str) -> Vec<(String, String)> {
     };
     let wanted = format!("sandbox={pod_id}");
     text.lines()
-        .filter(|l| l.contains("msg=\"sandbox ready\"") && l.contains(&wanted))
-        .last()
+        .rev()
+        .find(|l| l.contains("msg=\"sandbox ready\"") && l.contains(&wanted))
         .map(fields)
         .unwrap_or_default()
         .into_iter()

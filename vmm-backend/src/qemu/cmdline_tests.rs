@@ -72,8 +72,7 @@ fn options_per_machine_and_accelerator() {
             name: "microvm/tcg",
             machine: MachineType::Microvm,
             accel: Accelerator::Tcg,
-            machine_opt:
-                "microvm,memory-backend=ram,isa-serial=on,acpi=on,x-option-roms=off",
+            machine_opt: "microvm,memory-backend=ram,isa-serial=on,acpi=on,x-option-roms=off",
             accel_opt: "tcg,tb-size=16",
             cpu: "max",
             device_suffix: "-device",
@@ -82,8 +81,7 @@ fn options_per_machine_and_accelerator() {
             name: "microvm/kvm",
             machine: MachineType::Microvm,
             accel: Accelerator::Kvm,
-            machine_opt:
-                "microvm,memory-backend=ram,isa-serial=on,acpi=on,x-option-roms=off",
+            machine_opt: "microvm,memory-backend=ram,isa-serial=on,acpi=on,x-option-roms=off",
             accel_opt: "kvm",
             cpu: "host",
             device_suffix: "-device",

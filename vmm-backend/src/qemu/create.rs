@@ -20,8 +20,8 @@ use tokio::{
 use crate::{
     qemu::{
         cmdline::{
-            AgentChannelOpts, BalloonOpts, BlockOpts, ConsoleOpts, ControlOpts, CpuOpts, KernelBootOpts,
-            MachineOpts, MemoryOpts, NetOpts, QemuCommandLine, VirtioFsOpts,
+            AgentChannelOpts, BalloonOpts, BlockOpts, ConsoleOpts, ControlOpts, CpuOpts,
+            KernelBootOpts, MachineOpts, MemoryOpts, NetOpts, QemuCommandLine, VirtioFsOpts,
         },
         config::MachineType,
         kernel_params::{guest_cmdline, page_reporting_param, AGENT_PORT_NAME},
