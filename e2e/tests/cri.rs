@@ -162,21 +162,20 @@ fn container_stats_are_the_guest_figures() {
     );
     // The shell fills its 8 MB string before the loop starts; under emulation, with other
     // guests booting beside it, that can take a while.
-    let mut last = 0;
-    wait_for(
+    let working_set = wait_for(
         "the busy container's working set to show the shell's 8 MB",
         Duration::from_secs(60),
         || {
-            last = cri
+            let bytes = cri
                 .container_stats(&busy)
                 .unwrap()
                 .memory
                 .and_then(|m| m.working_set_bytes)
                 .map_or(0, |v| v.value);
-            (last > 8_000_000).then_some(())
+            (bytes > 8_000_000).then_some(bytes)
         },
     );
-    eprintln!("busy container: working set {last} bytes");
+    eprintln!("busy container: working set {working_set} bytes");
     let all = cri.list_container_stats(Some(&pod.id)).unwrap();
     let ids: Vec<&str> = all
         .iter()

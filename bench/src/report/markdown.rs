@@ -244,33 +244,35 @@ fn density_table(out: &mut String, d: &Density) {
             ("lightpod", point(lightpod, pods)),
         ] {
             if let Some(p) = p {
+                let cells: Vec<String> = compared_figures(p)
+                    .iter()
+                    .map(|&(value, decimals)| num(value, decimals))
+                    .collect();
                 let _ = writeln!(
                     out,
-                    "| {pods} | {name} | {} | {} | {} | {} | {} |",
-                    num(p.pss_per_pod_mib, 1),
-                    num(p.pss_total_mib, 0),
-                    num(p.host_used_mib, 0),
-                    num(p.pods_cpu_percent, 1),
+                    "| {pods} | {name} | {} | {} |",
+                    cells.join(" | "),
                     num(p.host_cpu_busy_percent, 0)
                 );
             }
         }
         if let (Some(r), Some(l)) = (point(runc, pods), point(lightpod, pods)) {
-            // A base that the table shows as zero (runc's host memory and CPU are often
-            // within the noise) gives no ratio: dividing by noise means nothing.
-            let ratio = |a: f64, b: f64, digits: i32| {
-                if b.abs() < 0.5 * 10f64.powi(-digits) {
-                    return "-".to_string();
-                }
-                crate::stats::ratio(a, b).map_or("-".into(), times)
-            };
+            let cells: Vec<String> = compared_figures(l)
+                .iter()
+                .zip(compared_figures(r))
+                .map(|(&(value, _), (base, decimals))| {
+                    // A base the table shows as zero (runc's host memory and CPU are often
+                    // within the noise) gives no ratio: dividing by noise means nothing.
+                    if num(base.abs(), decimals).parse::<f64>() == Ok(0.0) {
+                        return "-".to_string();
+                    }
+                    crate::stats::ratio(value, base).map_or("-".into(), times)
+                })
+                .collect();
             let _ = writeln!(
                 out,
-                "| {pods} | lightpod / runc | {} | {} | {} | {} | |",
-                ratio(l.pss_per_pod_mib, r.pss_per_pod_mib, 1),
-                ratio(l.pss_total_mib, r.pss_total_mib, 0),
-                ratio(l.host_used_mib, r.host_used_mib, 0),
-                ratio(l.pods_cpu_percent, r.pods_cpu_percent, 1)
+                "| {pods} | lightpod / runc | {} | |",
+                cells.join(" | ")
             );
         }
     }
@@ -314,6 +316,16 @@ fn compared_rows(out: &mut String, name: &str, c: &Compared, decimals: usize) {
             times(r.max)
         );
     }
+}
+
+/// The density figures compared between runtimes, each with the decimals the table shows.
+fn compared_figures(p: &DensityPoint) -> [(f64, usize); 4] {
+    [
+        (p.pss_per_pod_mib, 1),
+        (p.pss_total_mib, 0),
+        (p.host_used_mib, 0),
+        (p.pods_cpu_percent, 1),
+    ]
 }
 
 fn num(value: f64, decimals: usize) -> String {
@@ -384,5 +396,41 @@ mod tests {
         );
         assert!(text.contains("| 10 | lightpod / runc | 15.0× |"), "{text}");
         assert!(text.contains("10 lightpod: first line: timeout"), "{text}");
+    }
+
+    #[test]
+    fn density_gives_no_ratio_over_a_base_shown_as_zero() {
+        let run = |pss: f64, host: f64, cpu: f64| DensityRun {
+            points: vec![DensityPoint {
+                pods: 10,
+                pss_total_mib: pss * 10.0,
+                pss_per_pod_mib: pss,
+                host_used_mib: host,
+                pods_cpu_percent: cpu,
+                host_cpu_busy_percent: 1.0,
+            }],
+            ..Default::default()
+        };
+        let density = Density {
+            limit: 10,
+            runs: [
+                ("runc".to_string(), run(4.0, 0.4, 0.04)),
+                ("lightpod".to_string(), run(100.0, 1000.0, 20.0)),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let text = render(&Results {
+            density: Some(density),
+            ..Default::default()
+        });
+        assert!(
+            text.contains("| 10 | runc | 4.0 | 40 | 0 | 0.0 | 1 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 10 | lightpod / runc | 25.0× | 25.0× | - | - | |"),
+            "{text}"
+        );
     }
 }
