@@ -63,7 +63,7 @@ die() {
 packages=(
     qemu-system-x86 containerd containernetworking-plugins iproute2 iptables
     build-essential pkg-config protobuf-compiler libseccomp-dev libcap-ng-dev
-    bc bison flex libelf-dev lz4 xz-utils cpio linux-source-6.1
+    bc bison flex libelf-dev lz4 xz-utils patch cpio linux-source-6.1
     busybox-static e2fsprogs socat curl
 )
 

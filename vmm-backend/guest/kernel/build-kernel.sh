@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds lightpod's guest kernel from Debian's linux-source-6.1: `make tinyconfig`, plus the
-# fragment lightpod.config beside this script, then `make olddefconfig`. Everything is built
-# in (no modules). Installs into OUTDIR (default /var/lib/lightpod/kernel):
+# Builds lightpod's guest kernel from Debian's linux-source-6.1, with the patches in
+# patches/ beside this script applied: `make tinyconfig`, plus the fragment lightpod.config
+# beside this script, then `make olddefconfig`. Everything is built in (no modules). Installs into OUTDIR (default /var/lib/lightpod/kernel):
 #   vmlinuz       bzImage (LZ4), for any boot loader or QEMU -kernel
 #   vmlinux       stripped ELF with the PVH entry note, for QEMU -kernel (PVH) and Xen
 #   config        the final .config
-#   build.sha256  hash of (fragment + source version + this script); a rerun with the same
+#   build.sha256  hash of (fragment + patches + source version + this script); a rerun with the same
 #                 hash does nothing
 #
 # Usage: build-kernel.sh [OUTDIR]
@@ -16,12 +16,13 @@
 #   JOBS                    parallel make jobs (default: nproc)
 #
 # Debian 12 packages it needs:
-#   apt-get install build-essential bc bison flex libelf-dev lz4 xz-utils linux-source-6.1
+#   apt-get install build-essential bc bison flex libelf-dev lz4 xz-utils patch linux-source-6.1
 # (libssl-dev is not needed: no module signing, no trusted keyring.)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 fragment="$here/lightpod.config"
+patches=("$here"/patches/*.patch)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 out=${1:-/var/lib/lightpod/kernel}
 tarball=${LIGHTPOD_KERNEL_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
@@ -36,7 +37,7 @@ log() { echo "build-kernel: $*" >&2; }
 
 check_prerequisites() {
     local missing=() pkg
-    for pkg in build-essential bc bison flex libelf-dev lz4 xz-utils; do
+    for pkg in build-essential bc bison flex libelf-dev lz4 xz-utils patch; do
         if [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) != *'install ok installed'* ]]; then
             missing+=("$pkg")
         fi
@@ -62,9 +63,10 @@ source_version() {
     fi
 }
 
-# Extracts the source once per source version; the marker is written only after tar succeeded.
+# Extracts the source and applies the patches once per source version and patch set; the
+# marker is written only after tar and every patch succeeded.
 extract_source() {
-    local src=$1
+    local src=$1 patch
     if [[ -e $src/.lightpod-extracted ]]; then
         return
     fi
@@ -72,6 +74,12 @@ extract_source() {
     rm -rf "$src"
     mkdir -p "$src"
     tar -xf "$tarball" -C "$src" --strip-components=1
+    for patch in "${patches[@]}"; do
+        [[ -f $patch ]] || continue
+        log "applying $(basename "$patch")"
+        patch -d "$src" -p1 --forward --quiet <"$patch" ||
+            die "patch $patch does not apply to $version"
+    done
     touch "$src/.lightpod-extracted"
 }
 
@@ -116,9 +124,11 @@ exec 9>"$work/.lock"
 flock 9
 
 version=$(source_version)
+# The patches' identity, part of both the build hash and the source tree's name.
+patch_set=$(cat "${patches[@]}" 2>/dev/null | sha256sum | cut -d' ' -f1)
 hash=$( {
     cat "$fragment"
-    echo "$version"
+    echo "$version $patch_set"
     cat "$self"
 } | sha256sum | cut -d' ' -f1)
 
@@ -128,7 +138,7 @@ if [[ -f $out/build.sha256 && $(cat "$out/build.sha256") == "$hash" &&
     exit 0
 fi
 
-src="$work/src-$(echo "$version" | sha256sum | cut -c1-12)"
+src="$work/src-$(echo "$version $patch_set" | sha256sum | cut -c1-12)"
 build="$work/build"
 extract_source "$src"
 mkdir -p "$build"

@@ -14,6 +14,7 @@ pub mod cpio;
 mod image;
 pub mod kernel;
 pub mod modules;
+pub mod pvh;
 
 use std::path::PathBuf;
 

@@ -63,6 +63,11 @@ pub struct QemuConfig {
     /// goes back to the host (needs `CONFIG_VIRTIO_BALLOON` in the guest kernel; lightpod's
     /// kernel has it).
     pub free_page_reporting: bool,
+    /// Boot the ELF `vmlinux` that lightpod's kernel build installs beside `vmlinuz` through
+    /// its PVH entry point instead of the bzImage: no decompression, no real-mode set-up
+    /// (about 85 ms less per boot under TCG). Kernels without a `vmlinux` carrying the PVH
+    /// note beside them boot as given either way.
+    pub pvh_boot: bool,
 }
 
 impl Default for QemuConfig {
@@ -76,6 +81,7 @@ impl Default for QemuConfig {
             probe_timeout_secs: 20,
             tcg_tb_size_mib: 64,
             free_page_reporting: true,
+            pvh_boot: true,
         }
     }
 }

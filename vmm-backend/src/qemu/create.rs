@@ -18,6 +18,7 @@ use tokio::{
 };
 
 use crate::{
+    guest::pvh,
     qemu::{
         cmdline::{
             AgentChannelOpts, BalloonOpts, BlockOpts, ConsoleOpts, ControlOpts, CpuOpts,
@@ -52,6 +53,8 @@ pub struct CreateParams {
     pub tcg_tb_mib: u32,
     /// Whether guests get a free-page-reporting balloon.
     pub free_page_reporting: bool,
+    /// Whether the PVH `vmlinux` beside a `vmlinuz` is booted instead of it.
+    pub pvh_boot: bool,
 }
 
 /// The files of a VM inside its state directory.
@@ -222,7 +225,7 @@ async fn boot(
             mib: spec.memory_mib,
         },
         boot: KernelBootOpts {
-            kernel: spec.kernel.clone(),
+            kernel: boot_kernel(params, spec),
             initrd: spec.initrd.clone(),
             cmdline: guest_cmdline(params.accel, params.tsc_khz, &kernel_params(params, spec)),
         },
@@ -289,6 +292,7 @@ async fn boot(
         backend = "qemu",
         machine = params.machine.qemu_name(),
         accelerator = %params.accel,
+        kernel = %line.boot.kernel.display(),
         vmm_spawned_ms = vmm_spawned.as_millis() as u64,
         vmm_ready_ms = vmm_ready.as_millis() as u64,
         guest_started_ms = guest_started.as_millis() as u64,
@@ -312,6 +316,29 @@ async fn boot(
         helpers,
         kill_tx,
     ))
+}
+
+/// The kernel file QEMU loads: with `pvh_boot`, the ELF `vmlinux` beside lightpod's
+/// `vmlinuz` when it carries the PVH entry note (QEMU refuses an ELF kernel without it);
+/// otherwise the kernel as the spec names it.
+fn boot_kernel(params: &CreateParams, spec: &VmSpec) -> PathBuf {
+    let given = spec.kernel.clone();
+    let Some(elf) = params.pvh_boot.then(|| pvh::elf_beside(&given)).flatten() else {
+        return given;
+    };
+    match pvh::has_pvh_entry(&elf) {
+        Ok(true) => elf,
+        Ok(false) => {
+            tracing::warn!(vm = %spec.id, elf = %elf.display(), kernel = %given.display(),
+                "the vmlinux beside the kernel has no PVH entry note; booting the bzImage");
+            given
+        }
+        Err(e) => {
+            tracing::warn!(vm = %spec.id, elf = %elf.display(), error = %e,
+                "cannot read the vmlinux beside the kernel; booting the bzImage");
+            given
+        }
+    }
 }
 
 /// Connects QMP, or reports QEMU's own error when it exits first (a kernel it cannot load,

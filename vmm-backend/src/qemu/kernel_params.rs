@@ -10,6 +10,13 @@ pub const AGENT_PORT_NAME: &str = "lightpod.agent";
 /// freed after boot unreported; smaller blocks cost more reports for little more memory.
 pub const PAGE_REPORTING_ORDER: u32 = 6;
 
+/// The rate of the local APIC timer of QEMU's emulated APIC: it counts nanoseconds. Handed to
+/// TCG guests as `lapic_timer_hz=` (a parameter of lightpod's kernel, from its patch
+/// `0001-x86-apic-timer-rate-from-the-command-line`), so they skip calibrating the timer,
+/// 100 ms of every boot. Other kernels ignore the parameter (and hand it to init as an
+/// environment variable, which the agent ignores too).
+pub const TCG_APIC_TIMER_HZ: u64 = 1_000_000_000;
+
 /// The parameter that sets [`PAGE_REPORTING_ORDER`] (the agent applies it again after the
 /// balloon driver has reset it).
 pub fn page_reporting_param() -> String {
@@ -29,6 +36,10 @@ pub fn guest_cmdline(accel: Accelerator, tsc_khz: Option<u64>, extra: &[String])
     if let (Accelerator::Tcg, Some(khz)) = (accel, tsc_khz) {
         params.push(format!("tsc_early_khz={khz}"));
     }
+    // Under KVM the guest has the TSC deadline timer and calibrates nothing.
+    if accel == Accelerator::Tcg {
+        params.push(format!("lapic_timer_hz={TCG_APIC_TIMER_HZ}"));
+    }
     params.extend(extra.iter().cloned());
     params.join(" ")
 }
@@ -42,6 +53,7 @@ mod tests {
         let extra = vec!["lightpod.log=debug".to_string()];
         let tcg = guest_cmdline(Accelerator::Tcg, Some(2_596_094), &extra);
         assert!(tcg.contains("tsc_early_khz=2596094"), "{tcg}");
+        assert!(tcg.contains("lapic_timer_hz=1000000000"), "{tcg}");
         assert!(
             tcg.ends_with("lightpod.log=debug"),
             "caller's params come last: {tcg}"
@@ -50,6 +62,10 @@ mod tests {
         assert!(
             !kvm.contains("tsc_early_khz"),
             "KVM guests read the real TSC: {kvm}"
+        );
+        assert!(
+            !kvm.contains("lapic_timer_hz"),
+            "KVM guests have the TSC deadline timer: {kvm}"
         );
         for want in [
             "console=ttyS0",

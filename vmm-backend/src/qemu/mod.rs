@@ -239,6 +239,7 @@ impl QemuHypervisor {
                 .flatten(),
             tcg_tb_mib: self.config.tcg_tb_size_mib,
             free_page_reporting: self.config.free_page_reporting,
+            pvh_boot: self.config.pvh_boot,
         }
     }
 

@@ -60,11 +60,7 @@ pub fn domain_config(
 /// bzImage in dom0 on every create (about 0.3 s of the 1 s `xl create` takes in an emulated
 /// dom0); both are the same build, installed together by build-kernel.sh.
 pub fn boot_kernel(kernel: &Path) -> PathBuf {
-    let elf = kernel.with_file_name("vmlinux");
-    if kernel.file_name().is_some_and(|n| n == "vmlinuz") && elf.is_file() {
-        return elf;
-    }
-    kernel.to_path_buf()
+    crate::guest::pvh::elf_beside(kernel).unwrap_or_else(|| kernel.to_path_buf())
 }
 
 #[cfg(test)]
