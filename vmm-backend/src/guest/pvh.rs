@@ -134,4 +134,4 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 
 #[cfg(test)]
 #[path = "pvh_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn note(owner: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
+pub(crate) fn note(owner: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(owner.len() as u32).to_le_bytes());
     out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
@@ -15,7 +15,7 @@ fn note(owner: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
 }
 
 /// An ELF64 little-endian file with one `PT_NOTE` program header over `notes`.
-fn elf_with_notes(notes: &[u8]) -> Vec<u8> {
+pub(crate) fn elf_with_notes(notes: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; 64];
     out[..4].copy_from_slice(b"\x7fELF");
     out[4] = 2;

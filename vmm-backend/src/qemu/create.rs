@@ -225,7 +225,7 @@ async fn boot(
             mib: spec.memory_mib,
         },
         boot: KernelBootOpts {
-            kernel: boot_kernel(params, spec),
+            kernel: boot_kernel(params.pvh_boot, &spec.kernel, &spec.id),
             initrd: spec.initrd.clone(),
             cmdline: guest_cmdline(params.accel, params.tsc_khz, &kernel_params(params, spec)),
         },
@@ -321,20 +321,20 @@ async fn boot(
 /// The kernel file QEMU loads: with `pvh_boot`, the ELF `vmlinux` beside lightpod's
 /// `vmlinuz` when it carries the PVH entry note (QEMU refuses an ELF kernel without it);
 /// otherwise the kernel as the spec names it.
-fn boot_kernel(params: &CreateParams, spec: &VmSpec) -> PathBuf {
-    let given = spec.kernel.clone();
-    let Some(elf) = params.pvh_boot.then(|| pvh::elf_beside(&given)).flatten() else {
+fn boot_kernel(pvh_boot: bool, kernel: &Path, vm: &str) -> PathBuf {
+    let given = kernel.to_path_buf();
+    let Some(elf) = pvh_boot.then(|| pvh::elf_beside(&given)).flatten() else {
         return given;
     };
     match pvh::has_pvh_entry(&elf) {
         Ok(true) => elf,
         Ok(false) => {
-            tracing::warn!(vm = %spec.id, elf = %elf.display(), kernel = %given.display(),
+            tracing::warn!(vm = %vm, elf = %elf.display(), kernel = %given.display(),
                 "the vmlinux beside the kernel has no PVH entry note; booting the bzImage");
             given
         }
         Err(e) => {
-            tracing::warn!(vm = %spec.id, elf = %elf.display(), error = %e,
+            tracing::warn!(vm = %vm, elf = %elf.display(), error = %e,
                 "cannot read the vmlinux beside the kernel; booting the bzImage");
             given
         }
@@ -398,4 +398,40 @@ fn kernel_params(params: &CreateParams, spec: &VmSpec) -> Vec<String> {
     }
     all.extend(spec.kernel_params.iter().cloned());
     all
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::guest::pvh::tests::{elf_with_notes, note};
+
+    #[test]
+    fn the_pvh_vmlinux_boots_only_when_on_and_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let bzimage = dir.path().join("vmlinuz");
+        let elf = dir.path().join("vmlinux");
+        std::fs::write(&bzimage, "bz").unwrap();
+        assert_eq!(
+            boot_kernel(true, &bzimage, "vm"),
+            bzimage,
+            "no vmlinux beside"
+        );
+
+        std::fs::write(&elf, "not an ELF").unwrap();
+        assert_eq!(
+            boot_kernel(true, &bzimage, "vm"),
+            bzimage,
+            "a vmlinux without the PVH note would make QEMU refuse to start"
+        );
+
+        let entry = 0x0100_0500u32.to_le_bytes();
+        std::fs::write(&elf, elf_with_notes(&note(b"Xen\0", 18, &entry))).unwrap();
+        assert_eq!(boot_kernel(true, &bzimage, "vm"), elf, "PVH entry found");
+        assert_eq!(
+            boot_kernel(false, &bzimage, "vm"),
+            bzimage,
+            "qemu.pvh_boot = false"
+        );
+    }
 }
