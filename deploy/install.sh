@@ -56,7 +56,7 @@ die() {
 # Runtime: qemu-system-x86 containerd containernetworking-plugins iproute2 iptables.
 # Building: build-essential pkg-config protobuf-compiler (the CRI client of the tests)
 #   libseccomp-dev libcap-ng-dev (virtiofsd) and the kernel's bc bison flex libelf-dev lz4
-#   xz-utils linux-source-6.1 cpio.
+#   xz-utils patch linux-source-6.1 cpio.
 # Tests: busybox-static (root filesystems and images), e2fsprogs, socat, curl. The Xen
 #   backend needs e2fsprogs (mkfs.ext4) at run time; its end-to-end test boots Debian's Xen
 #   under QEMU from packages it fetches with `apt-get download`, never installs.

@@ -85,6 +85,15 @@ pub fn images() -> &'static Images {
     })
 }
 
+/// Skips with a reason when the host cannot run the test, unless the runner requires every
+/// test to run (`LIGHTPOD_E2E_REQUIRE`, set by e2e/run.sh): then it fails.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    if std::env::var_os("LIGHTPOD_E2E_REQUIRE").is_some() {
+        panic!("{test} cannot run here: {reason}");
+    }
+    eprintln!("SKIP {test}: {reason}");
+}
+
 /// Fails the test unless it runs as root: VMs, mounts and tap devices need it. The test
 /// command (`e2e/run.sh`) runs as root; a plain `cargo test` by a user reports it.
 pub fn require_root() {

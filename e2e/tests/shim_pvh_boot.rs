@@ -4,13 +4,34 @@
 //! them with boot protocol 2.12, while a bzImage's own setup header (protocol 2.15 in Linux
 //! 6.1) reaches the kernel otherwise. `/sys/kernel/boot_params/version` shows it.
 
-use lightpod_e2e::shim::{stderr, stdout, ShimTest};
+use std::path::Path;
+
+use lightpod_e2e::{
+    shim::{stderr, stdout, ShimTest},
+    skip_or_fail,
+};
 
 /// The boot protocol version Linux's PVH entry writes into the boot parameters.
 const PVH_BOOT_PROTOCOL: &str = "0x020c";
 
 #[test]
 fn pods_boot_through_the_pvh_entry_unless_turned_off() {
+    const TEST: &str = "pods_boot_through_the_pvh_entry_unless_turned_off";
+    // Only lightpod's kernel build installs the ELF vmlinux beside its vmlinuz.
+    let kernel = std::env::var("LIGHTPOD_E2E_KERNEL").unwrap_or_default();
+    let kernel = Path::new(&kernel);
+    if !kernel.file_name().is_some_and(|n| n == "vmlinuz")
+        || !kernel.with_file_name("vmlinux").is_file()
+    {
+        return skip_or_fail(
+            TEST,
+            &format!(
+                "LIGHTPOD_E2E_KERNEL={} is not lightpod's kernel build (vmlinuz with vmlinux \
+                 beside it)",
+                kernel.display()
+            ),
+        );
+    }
     let t = ShimTest::new("shim-pvh-boot");
     let base = std::env::var("LIGHTPOD_CONFIG").expect("LIGHTPOD_CONFIG: run with e2e/run.sh");
     let text = std::fs::read_to_string(&base).expect("read the shims' configuration");

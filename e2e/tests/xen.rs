@@ -17,16 +17,9 @@ use std::{
     time::Instant,
 };
 
-use lightpod_e2e::{agent_binary, bin_dir, require_root, rootfs::busybox_copy, workspace_root};
-
-/// Skips with a reason when the host cannot run the test, unless the runner requires every
-/// test to run (`LIGHTPOD_E2E_REQUIRE`, set by e2e/run.sh): then it fails.
-fn skip_or_fail(test: &str, reason: &str) {
-    if std::env::var_os("LIGHTPOD_E2E_REQUIRE").is_some() {
-        panic!("{test} cannot run here: {reason}");
-    }
-    eprintln!("SKIP {test}: {reason}");
-}
+use lightpod_e2e::{
+    agent_binary, bin_dir, require_root, rootfs::busybox_copy, skip_or_fail, workspace_root,
+};
 
 /// The guest kernel: the one e2e/run.sh built, else the workspace's cached build.
 fn guest_kernel() -> PathBuf {

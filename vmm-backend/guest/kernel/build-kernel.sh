@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds lightpod's guest kernel from Debian's linux-source-6.1, with the patches in
 # patches/ beside this script applied: `make tinyconfig`, plus the fragment lightpod.config
-# beside this script, then `make olddefconfig`. Everything is built in (no modules). Installs into OUTDIR (default /var/lib/lightpod/kernel):
+# beside this script, then `make olddefconfig`. Everything is built in (no modules).
+# Installs into OUTDIR (default /var/lib/lightpod/kernel):
 #   vmlinuz       bzImage (LZ4), for any boot loader or QEMU -kernel
 #   vmlinux       stripped ELF with the PVH entry note, for QEMU -kernel (PVH) and Xen
 #   config        the final .config
-#   build.sha256  hash of (fragment + patches + source version + this script); a rerun with the same
-#                 hash does nothing
+#   build.sha256  hash of (fragment + patches + source version + this script); a rerun
+#                 with the same hash does nothing
 #
 # Usage: build-kernel.sh [OUTDIR]
 # Environment:
@@ -22,7 +23,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 fragment="$here/lightpod.config"
+shopt -s nullglob
 patches=("$here"/patches/*.patch)
+shopt -u nullglob
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 out=${1:-/var/lib/lightpod/kernel}
 tarball=${LIGHTPOD_KERNEL_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
@@ -75,10 +78,10 @@ extract_source() {
     mkdir -p "$src"
     tar -xf "$tarball" -C "$src" --strip-components=1
     for patch in "${patches[@]}"; do
-        [[ -f $patch ]] || continue
         log "applying $(basename "$patch")"
-        patch -d "$src" -p1 --forward --quiet <"$patch" ||
-            die "patch $patch does not apply to $version"
+        # No fuzz: a hunk that does not match exactly must not land somewhere else.
+        patch -d "$src" -p1 --batch --forward --fuzz=0 <"$patch" >>"$work/patch.log" 2>&1 ||
+            die "patch $patch does not apply to $version (see $work/patch.log)"
     done
     touch "$src/.lightpod-extracted"
 }
@@ -125,7 +128,7 @@ flock 9
 
 version=$(source_version)
 # The patches' identity, part of both the build hash and the source tree's name.
-patch_set=$(cat "${patches[@]}" 2>/dev/null | sha256sum | cut -d' ' -f1)
+patch_set=$(cat /dev/null "${patches[@]}" | sha256sum | cut -d' ' -f1)
 hash=$( {
     cat "$fragment"
     echo "$version $patch_set"
@@ -141,6 +144,10 @@ fi
 src="$work/src-$(echo "$version $patch_set" | sha256sum | cut -c1-12)"
 build="$work/build"
 extract_source "$src"
+# Source trees of other versions or patch sets are not needed again (about 1.3 GB each).
+for old in "$work"/src-*; do
+    [[ $old == "$src" ]] || rm -rf "$old"
+done
 mkdir -p "$build"
 logfile="$work/build.log"
 : >"$logfile"

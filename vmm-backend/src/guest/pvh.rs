@@ -32,7 +32,8 @@ pub fn elf_beside(kernel: &Path) -> Option<PathBuf> {
     (kernel.file_name().is_some_and(|n| n == "vmlinuz") && elf.is_file()).then_some(elf)
 }
 
-/// Whether `path` is a little-endian ELF64 file carrying the PVH entry note.
+/// Whether `path` is a little-endian ELF64 file carrying the PVH entry note, with its
+/// 4- or 8-byte entry address.
 ///
 /// # Errors
 ///
@@ -50,7 +51,7 @@ pub fn has_pvh_entry(path: &Path) -> io::Result<bool> {
     let ph_offset = u64_at(&header, 0x20);
     let ph_size = u16_at(&header, 0x36);
     let ph_count = u16_at(&header, 0x38);
-    if ph_size < 56 || ph_count > MAX_PROGRAM_HEADERS {
+    if ph_size < 56 || ph_count > MAX_PROGRAM_HEADERS || !seekable(ph_offset) {
         return Ok(false);
     }
 
@@ -64,7 +65,7 @@ pub fn has_pvh_entry(path: &Path) -> io::Result<bool> {
             continue;
         }
         let (offset, size) = (u64_at(entry, 8), u64_at(entry, 32));
-        if size > MAX_NOTE_BYTES {
+        if size > MAX_NOTE_BYTES || !seekable(offset) {
             continue;
         }
         let mut notes = vec![0u8; size as usize];
@@ -78,30 +79,35 @@ pub fn has_pvh_entry(path: &Path) -> io::Result<bool> {
 }
 
 /// Walks a note segment (ELF's `Elf64_Nhdr` entries, name and descriptor each padded to 4
-/// bytes) looking for a Xen note of type `wanted`.
+/// bytes) looking for a whole Xen note of type `wanted` whose descriptor is an address (4 or
+/// 8 bytes).
 fn has_xen_note(mut notes: &[u8], wanted: u32) -> bool {
     while notes.len() >= 12 {
-        let name_size = u32_at(notes, 0) as usize;
-        let desc_size = u32_at(notes, 4) as usize;
+        let name_size = u64::from(u32_at(notes, 0));
+        let desc_size = u64::from(u32_at(notes, 4));
         let kind = u32_at(notes, 8);
         let name_end = 12 + name_size;
         let next = 12 + padded(name_size) + padded(desc_size);
-        if name_end > notes.len() {
+        if next > notes.len() as u64 {
             return false;
         }
-        if kind == wanted && &notes[12..name_end] == XEN_NOTE_OWNER {
+        // Both fit in the slice, hence in usize.
+        let (name_end, next) = (name_end as usize, next as usize);
+        if kind == wanted && &notes[12..name_end] == XEN_NOTE_OWNER && matches!(desc_size, 4 | 8) {
             return true;
-        }
-        if next > notes.len() {
-            return false;
         }
         notes = &notes[next..];
     }
     false
 }
 
-fn padded(size: usize) -> usize {
+fn padded(size: u64) -> u64 {
     size.div_ceil(4) * 4
+}
+
+/// Whether `seek` can reach the offset (it takes an `i64`); a larger one is a broken file.
+fn seekable(offset: u64) -> bool {
+    i64::try_from(offset).is_ok()
 }
 
 /// Reads until `buf` is full or the file ends; returns how much was read.

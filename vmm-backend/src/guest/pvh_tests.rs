@@ -69,10 +69,33 @@ fn pvh_entry_note_is_recognised() {
             false,
         ),
         (
-            "notes cut short",
+            "notes cut short in the owner's name",
             {
                 let mut elf = elf_with_notes(&note(b"Xen\0", 18, &entry));
                 elf.truncate(elf.len() - 10);
+                elf
+            },
+            false,
+        ),
+        (
+            "entry address cut short",
+            {
+                let mut elf = elf_with_notes(&note(b"Xen\0", 18, &entry));
+                elf.truncate(elf.len() - 2);
+                elf
+            },
+            false,
+        ),
+        (
+            "PVH note without an address",
+            elf_with_notes(&note(b"Xen\0", 18, &[])),
+            false,
+        ),
+        (
+            "program headers beyond what seek reaches",
+            {
+                let mut elf = elf_with_notes(&note(b"Xen\0", 18, &entry));
+                elf[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
                 elf
             },
             false,
